@@ -1,0 +1,17 @@
+-- Completed home-delivery (HD) orders of integrated clients, one row per transaction_id, by month. Other channels and statuses never count.
+select
+    transaction_id,
+    client_id,
+    home_clinic_id,
+    clinic_id,
+    transaction_ts,
+    cast(transaction_ts as date) as transaction_date,
+    event_month,
+    {{ normalized_category('product_category') }} as product_category,
+    revenue
+from {{ ref('stg_online_orders') }}
+where rejection_reason is null
+    and copy_number = 1
+    and home_clinic_id is not null
+    and channel = 'HD'
+    and status = 'completed'

@@ -1,0 +1,17 @@
+-- Valid in-clinic purchase lines of integrated clients, one row per transaction_id, by month.
+select
+    transaction_id,
+    client_id,
+    home_clinic_id,
+    clinic_id,
+    transaction_ts,
+    cast(transaction_ts as date) as transaction_date,
+    event_month,
+    product_category as raw_product_category,
+    {{ normalized_category('product_category') }} as product_category,
+    quantity,
+    revenue
+from {{ ref('stg_inclinic_transactions') }}
+where rejection_reason is null
+    and copy_number = 1
+    and home_clinic_id is not null

@@ -1,0 +1,219 @@
+"""The `feature-store` command: generate a landing zone, materialize months, run the demo."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+
+from feature_store_assets.months import add_months, describe_months, format_month, month_range, parse_month
+from feature_store_assets.settings import ConfigurationError, Settings
+
+DEMO_OPTIONS = {"months": 6, "clinics": 20, "clients": 3000, "inclinic_rows_per_month": 30_000}
+LAYER_TABLES = (
+    ("filter", "filtered.inclinic_transactions", "event_month"),
+    ("filter", "filtered.hd_orders", "event_month"),
+    ("filter", "filtered.web_sessions", "event_month"),
+    ("filter", "quality.rejected_rows", "event_month"),
+    ("aggregation", "aggregation.client_monthly_financials", "activity_month"),
+    ("aggregation", "aggregation.clinic_monthly_revenue", "activity_month"),
+    ("features", "features.client_features", "feature_month"),
+)
+ANALYST_QUERY = """select feature_month, count(*) as clients, round(avg(total_revenue_12m), 2) as avg_revenue_12m,
+       round(avg(hd_revenue_share_12m), 3) as avg_hd_share
+from features.client_features group by feature_month order by feature_month;"""
+
+
+class MaterializationFailed(RuntimeError):
+    """A run failed; the message names the failed steps and their errors."""
+
+
+def _instance() -> dg.DagsterInstance:
+    # A configured DAGSTER_HOME keeps run history for the UI; otherwise the run leaves no trace but the warehouse.
+    return dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+
+
+def materialize_months(
+    settings: Settings, first: date, last: date, log_level: str = "WARNING"
+) -> dg.ExecuteInProcessResult:
+    """Run the monthly job over months first..last as one run (one dbt build for all of them)."""
+    from feature_store_assets.definitions import build_definitions
+    from feature_store_assets.schedules import MONTHLY_JOB
+
+    start = parse_month(settings.start_month)
+    if first < start:
+        raise ConfigurationError(
+            f"{format_month(first)} is before FEATURE_STORE_START_MONTH={settings.start_month}: no such partition"
+        )
+    if last < first:
+        raise ConfigurationError(f"--to {format_month(last)} is before --from {format_month(first)}")
+    defs = build_definitions(settings)
+    job = defs.resolve_job_def(MONTHLY_JOB)
+    with _instance() as instance:
+        result = job.execute_in_process(
+            instance=instance,
+            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+            tags={
+                "dagster/asset_partition_range_start": first.isoformat(),
+                "dagster/asset_partition_range_end": last.isoformat(),
+            },
+            raise_on_error=False,
+        )
+    if not result.success:
+        assets_by_step = {
+            assets_def.node_def.name: assets_def.keys
+            for assets_def in defs.resolve_asset_graph().assets_defs
+            if assets_def.is_executable
+        }
+        raise MaterializationFailed(_failure_report(result, assets_by_step))
+    return result
+
+
+def _failure_report(result: dg.ExecuteInProcessResult, assets_by_step: dict[str, set[dg.AssetKey]]) -> str:
+    lines = []
+    for event in result.all_events:
+        if event.event_type_value == "STEP_FAILURE":
+            error = event.step_failure_data.error
+            message = error.message.strip() if error else "unknown error"
+            cause = error.cause.message.strip() if error and error.cause else ""
+            assets = sorted(k.to_user_string() for k in assets_by_step.get(event.step_key or "", ()))
+            # a dbt step holds many assets: its error names the failing model
+            named = assets[0] if len(assets) == 1 else f"step {event.step_key}"
+            lines.append(f"{named} failed: {message}" + (f"\n  caused by: {cause}" if cause else ""))
+    return "\n".join(lines) or "the run failed before any step ran"
+
+
+def layer_row_counts(settings: Settings) -> list[tuple[str, str, str, int]]:
+    from feature_store_assets.warehouse import connect, table_exists
+
+    rows = []
+    with connect(settings.warehouse, read_only=True) as con:
+        for layer, relation, month_column in LAYER_TABLES:
+            schema, table = relation.split(".")
+            if table_exists(con, schema, table):
+                for month, count in con.execute(
+                    f"select {month_column}, count(*) from {relation} group by 1 order by 1"
+                ).fetchall():
+                    rows.append((format_month(month), layer, relation, count))
+    return rows
+
+
+def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
+    from feature_store_assets.generator import GeneratorOptions, generate_landing_zone
+
+    options = GeneratorOptions(
+        start_month=args.start_month or settings.start_month,
+        months=args.months,
+        clinics=args.clinics,
+        clients=args.clients,
+        inclinic_rows_per_month=args.inclinic_rows,
+        seed=args.seed,
+    )
+    out = Path(args.out).resolve() if args.out else settings.raw_dir
+    began = time.perf_counter()
+    counts = generate_landing_zone(out, options, zip_income_csv=settings.zip_income)
+    print(f"landing zone written to {out} in {time.perf_counter() - began:.1f}s")
+    for table, count in counts.items():
+        print(f"  {table:<24}{count:>14,} rows")
+    return 0
+
+
+def cmd_materialize(args: argparse.Namespace, settings: Settings) -> int:
+    first, last = parse_month(args.first), parse_month(args.last)
+    began = time.perf_counter()
+    materialize_months(settings, first, last, log_level=args.log_level)
+    months = month_range(first, last)
+    print(f"materialized {describe_months(months)} in {time.perf_counter() - began:.1f}s into {settings.warehouse}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    import duckdb
+
+    from feature_store_assets.generator import GeneratorOptions, generate_landing_zone
+
+    began = time.perf_counter()
+    first = parse_month(settings.start_month)
+    last = add_months(first, DEMO_OPTIONS["months"] - 1)
+    if not (settings.raw_dir / "clients.parquet").exists():
+        print(f"generating a small landing zone in {settings.raw_dir} ...")
+        generate_landing_zone(
+            settings.raw_dir,
+            GeneratorOptions(start_month=settings.start_month, **DEMO_OPTIONS),
+            zip_income_csv=settings.zip_income,
+        )
+    else:
+        months_present = sorted((settings.raw_dir / "transactions_inclinic").glob("month=*"))
+        if months_present:
+            last = parse_month(months_present[-1].name.removeprefix("month="))
+    print(f"materializing {describe_months(month_range(first, last))} through Dagster ...")
+    materialize_months(settings, first, last)
+
+    print("\nrows per month and layer:")
+    for month, layer, relation, count in layer_row_counts(settings):
+        print(f"  {month}  {layer:<12}{relation:<42}{count:>10,}")
+    with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+        print("\na few feature rows of the latest month:")
+        print(
+            con.sql(
+                "select client_id, feature_month, clinic_id, tenure_days, total_revenue_12m, hd_revenue_share_12m, "
+                "days_since_last_purchase, total_revenue_pctl_global_12m, zip_income_match "
+                "from features.client_features where feature_month = (select max(feature_month) from features.client_features) "
+                "order by total_revenue_12m desc limit 5"
+            )
+        )
+    print(f"demo finished in {time.perf_counter() - began:.1f}s. Next, as an analyst:")
+    print(f"  duckdb -readonly {settings.warehouse}")
+    print("  " + ANALYST_QUERY.replace("\n", "\n  "))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(
+        prog="feature-store",
+        description="Monthly client feature store for veterinary clinics (Dagster + dbt + DuckDB). "
+        "Paths come from the FEATURE_STORE_* environment variables (see README).",
+    )
+    commands = root.add_subparsers(dest="command", required=True)
+
+    generate = commands.add_parser("generate", help="write a synthetic raw landing zone")
+    generate.add_argument("--out", help="landing zone folder (default: FEATURE_STORE_RAW_DIR)")
+    generate.add_argument("--start-month", help="first month YYYY-MM (default: FEATURE_STORE_START_MONTH)")
+    generate.add_argument("--months", type=int, default=12)
+    generate.add_argument("--clinics", type=int, default=40)
+    generate.add_argument("--clients", type=int, default=4000)
+    generate.add_argument("--inclinic-rows", type=int, default=20_000, help="in-clinic rows per month")
+    generate.add_argument("--seed", type=int, default=42)
+    generate.set_defaults(run=cmd_generate)
+
+    materialize = commands.add_parser("materialize", help="run the whole graph for a range of months, as one run")
+    materialize.add_argument("--from", dest="first", required=True, metavar="YYYY-MM")
+    materialize.add_argument("--to", dest="last", required=True, metavar="YYYY-MM")
+    materialize.add_argument(
+        "--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="Dagster console log level"
+    )
+    materialize.set_defaults(run=cmd_materialize)
+
+    demo = commands.add_parser("demo", help="generate a small landing zone if absent, materialize every month, show the result")
+    demo.set_defaults(run=cmd_demo)
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        return args.run(args, settings)
+    except (MaterializationFailed, ConfigurationError, ValueError) as error:
+        print(f"feature-store {args.command}: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

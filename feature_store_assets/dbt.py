@@ -1,0 +1,180 @@
+"""The dbt project as Dagster assets: monthly-partitioned models and the unpartitioned rest.
+
+Layers are dbt folders (models/filter, models/aggregation, models/features) and
+Dagster groups of the same names; asset keys are `[schema, model]`, as in DuckDB.
+"""
+
+
+import json
+import os
+from collections.abc import Mapping
+from datetime import date
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
+from filelock import FileLock
+
+from feature_store_assets.landing_zone import contract_from_manifest, validate_landing_zone
+from feature_store_assets.months import (
+    FEATURE_LOOKBACK_MONTHS,
+    add_months,
+    dbt_vars,
+    describe_months,
+    month_range,
+    months_needed_by_features,
+    parse_month,
+)
+from feature_store_assets.resources import WAREHOUSE_POOL, FeatureStoreResource
+from feature_store_assets.warehouse import materialized_months, record_materialized_months, rows_per_month
+
+DBT_PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_subproject"
+dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR)
+
+MONTHLY_SELECTOR = "tag:monthly"
+FEATURE_MODEL = "client_features"
+
+
+def _dbt_sources_mtime() -> float:
+    files = [DBT_PROJECT_DIR / "dbt_project.yml", DBT_PROJECT_DIR / "profiles.yml"]
+    for folder in ("models", "macros", "tests"):
+        files += [p for p in (DBT_PROJECT_DIR / folder).rglob("*") if p.is_file()]
+    return max(p.stat().st_mtime for p in files)
+
+
+def prepare_manifest() -> Path:
+    """Parse the dbt project when its manifest is missing or older than its files; returns the manifest path."""
+    manifest_path = dbt_project.manifest_path
+    with FileLock(str(DBT_PROJECT_DIR / ".manifest.lock")):
+        if not manifest_path.exists() or manifest_path.stat().st_mtime < _dbt_sources_mtime():
+            dbt_project.preparer.prepare(dbt_project)
+    return manifest_path
+
+
+@cache
+def load_manifest() -> Mapping[str, Any]:
+    return json.loads(prepare_manifest().read_text())
+
+
+def _layer(props: Mapping[str, Any]) -> str | None:
+    fqn = props.get("fqn") or []
+    return fqn[1] if props.get("resource_type") == "model" and len(fqn) > 2 else None
+
+
+class LayerTranslator(DagsterDbtTranslator):
+    """Keys as [schema, model], groups named after the layer folders, and the features' 12-month lookback."""
+
+    def __init__(self) -> None:
+        super().__init__(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
+        if dbt_resource_props["resource_type"] == "model":
+            return dg.AssetKey([dbt_resource_props["schema"], dbt_resource_props["name"]])
+        return super().get_asset_key(dbt_resource_props)
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        return _layer(dbt_resource_props) or super().get_group_name(dbt_resource_props)
+
+    def get_partition_mapping(
+        self, dbt_resource_props: Mapping[str, Any], dbt_parent_resource_props: Mapping[str, Any]
+    ) -> dg.PartitionMapping | None:
+        # Feature month M reads the aggregates of M-11..M (the 12m window).
+        if _layer(dbt_resource_props) == "features" and _layer(dbt_parent_resource_props) == "aggregation":
+            return dg.TimeWindowPartitionMapping(
+                start_offset=-FEATURE_LOOKBACK_MONTHS, end_offset=0, allow_nonexistent_upstream_partitions=True
+            )
+        return None
+
+
+def monthly_models_by_name(manifest: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """The month-incremental models (the tables a month run replaces), by model name."""
+    return {
+        node["name"]: node
+        for node in manifest["nodes"].values()
+        if node["resource_type"] == "model"
+        and "monthly" in node["tags"]
+        and node["config"]["materialized"] == "incremental"
+    }
+
+
+class MissingUpstreamMonths(dg.Failure):
+    """Feature months were asked for without the aggregation months their windows need."""
+
+
+def require_feature_history(
+    run_months: list[date], start: date, available: set[date], aggregation_models: list[str]
+) -> None:
+    """Fail, naming the months, when a feature month's 12-month window lacks aggregation months."""
+    missing = [m for m in months_needed_by_features(run_months, start) if m not in available]
+    if missing:
+        raise MissingUpstreamMonths(
+            description=(
+                f"{FEATURE_MODEL} for {describe_months(run_months)} needs the aggregation months "
+                f"{describe_months(months_needed_by_features(run_months, start))}; missing: "
+                f"{describe_months(missing)}. Materialize those months first or include them in this run."
+            ),
+            metadata={"missing_months": describe_months(missing), "aggregation_models": ", ".join(aggregation_models)},
+        )
+
+
+def build_dbt_assets(partitions_def: dg.TimeWindowPartitionsDefinition) -> list[dg.AssetsDefinition]:
+    manifest = load_manifest()
+    translator = LayerTranslator()
+    monthly_models = monthly_models_by_name(manifest)
+    aggregation_models = sorted(name for name, node in monthly_models.items() if _layer(node) == "aggregation")
+
+    @dbt_assets(
+        manifest=manifest,
+        project=dbt_project,
+        select=MONTHLY_SELECTOR,
+        partitions_def=partitions_def,
+        dagster_dbt_translator=translator,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        name="monthly_dbt_models",
+        pool=WAREHOUSE_POOL,
+    )
+    def monthly_dbt_models(
+        context: dg.AssetExecutionContext, dbt: DbtCliResource, feature_store: FeatureStoreResource
+    ):
+        """Filter, aggregation and feature models for the run's months, in one dbt build."""
+        settings = feature_store.settings
+        window = context.partition_time_window
+        first, last = window.start.date(), add_months(window.end.date(), -1)
+        months = month_range(first, last)
+        selected = {key.path[-1] for key in context.selected_asset_keys}
+
+        validate_landing_zone(settings.raw_dir, months, contract_from_manifest(manifest))
+        if FEATURE_MODEL in selected:
+            available = set(months) if selected.issuperset(aggregation_models) else set()
+            available |= materialized_months(settings.warehouse, aggregation_models)
+            require_feature_history(months, parse_month(settings.start_month), available, aggregation_models)
+
+        # dbt runs in its project folder: hand it the settings as absolute paths.
+        os.environ.update(settings.as_env())
+        yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars(first, last))], context=context).stream()
+
+        built = {
+            name: rows_per_month(
+                settings.warehouse, f"{node['schema']}.{node['name']}", node["config"]["unique_key"], months
+            )
+            for name, node in monthly_models.items()
+            if name in selected
+        }
+        record_materialized_months(settings.warehouse, built, context.run_id)
+
+    @dbt_assets(
+        manifest=manifest,
+        project=dbt_project,
+        exclude=MONTHLY_SELECTOR,
+        dagster_dbt_translator=translator,
+        name="reference_dbt_models",
+        pool=WAREHOUSE_POOL,
+    )
+    def reference_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, feature_store: FeatureStoreResource):
+        """Unpartitioned models: the clients of integrated clinics."""
+        os.environ.update(feature_store.settings.as_env())
+        yield from dbt.cli(["build"], context=context).stream()
+
+    return [monthly_dbt_models, reference_dbt_models]

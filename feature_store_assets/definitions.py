@@ -1,0 +1,34 @@
+"""Everything assembled into one Definitions; `dagster dev` loads `defs` from here."""
+
+from __future__ import annotations
+
+import dagster as dg
+from dagster_dbt import DbtCliResource
+
+from feature_store_assets.dbt import build_dbt_assets, dbt_project
+from feature_store_assets.partitions import monthly_partitions
+from feature_store_assets.reference.assets import client_zip_income, zip_income
+from feature_store_assets.resources import FeatureStoreResource
+from feature_store_assets.schedules import monthly_job, monthly_schedule
+from feature_store_assets.settings import Settings
+from feature_store_assets.sources import landing_zone_specs
+
+
+def build_definitions(settings: Settings | None = None) -> dg.Definitions:
+    settings = settings or Settings.from_env()
+    partitions_def = monthly_partitions(settings)
+    job = monthly_job(partitions_def)
+    return dg.Definitions(
+        assets=[*landing_zone_specs(partitions_def), zip_income, client_zip_income, *build_dbt_assets(partitions_def)],
+        jobs=[job],
+        schedules=[monthly_schedule(job)],
+        resources={
+            "dbt": DbtCliResource(project_dir=dbt_project),
+            "feature_store": FeatureStoreResource.from_settings(settings),
+        },
+        # One DuckDB writer at a time: steps run one after another in the run's process.
+        executor=dg.in_process_executor,
+    )
+
+
+defs = build_definitions()

@@ -1,0 +1,72 @@
+"""Month arithmetic shared by the partitions, the dbt vars and the dependency guard.
+
+Months are `YYYY-MM` strings at the edges (CLI, folders) and `datetime.date`
+first-of-month values inside.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, datetime
+
+# A feature month reads aggregates of itself and the 11 months before it (the 12m window).
+FEATURE_LOOKBACK_MONTHS = 11
+
+
+def parse_month(value: str) -> date:
+    """`2024-03` or `2024-03-01` → date(2024, 3, 1); anything else is an error naming the value."""
+    for fmt in ("%Y-%m", "%Y-%m-%d"):
+        try:
+            parsed = datetime.strptime(value, fmt).date()
+        except ValueError:
+            continue
+        if parsed.day == 1:
+            return parsed
+    raise ValueError(f"not a month (expected YYYY-MM): {value!r}")
+
+
+def add_months(month: date, n: int) -> date:
+    index = month.year * 12 + month.month - 1 + n
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def month_range(first: date, last: date) -> list[date]:
+    """Every month from first to last, both included."""
+    months = []
+    current = first
+    while current <= last:
+        months.append(current)
+        current = add_months(current, 1)
+    return months
+
+
+def format_month(month: date) -> str:
+    return month.strftime("%Y-%m")
+
+
+def dbt_vars(first: date, last: date) -> dict[str, str]:
+    """The dbt vars for a run over months first..last: `max_date` is exclusive (E of the last month)."""
+    return {"min_date": first.isoformat(), "max_date": add_months(last, 1).isoformat()}
+
+
+def months_needed_by_features(run_months: Iterable[date], start: date) -> list[date]:
+    """Aggregation months that feature months need: M-11..M for each M, none before the start."""
+    needed = set()
+    for month in run_months:
+        first = max(start, add_months(month, -FEATURE_LOOKBACK_MONTHS))
+        needed.update(month_range(first, month))
+    return sorted(needed)
+
+
+def describe_months(months: Iterable[date]) -> str:
+    """Months as compact ranges: `2023-02..2023-04, 2023-07`."""
+    months = sorted(months)
+    ranges: list[tuple[date, date]] = []
+    for month in months:
+        if ranges and add_months(ranges[-1][1], 1) == month:
+            ranges[-1] = (ranges[-1][0], month)
+        else:
+            ranges.append((month, month))
+    return ", ".join(
+        format_month(a) if a == b else f"{format_month(a)}..{format_month(b)}" for a, b in ranges
+    )

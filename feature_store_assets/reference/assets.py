@@ -1,0 +1,92 @@
+"""Reference assets: the IRS ZIP income file and each client's ZIP income, written to the warehouse."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pandas as pd
+import pandera.errors
+
+from feature_store_assets.landing_zone import LandingZoneError, file_problems
+from feature_store_assets.reference.schemas import client_zip_income_schema, zip_income_schema
+from feature_store_assets.reference.zip_income import match_client_zips, read_irs_zip_income, zip_income_by_zip
+from feature_store_assets.resources import WAREHOUSE_POOL, FeatureStoreResource
+from feature_store_assets.warehouse import connect
+
+CLIENT_ZIP_COLUMNS = {"client_id": "bigint", "zip_code": "varchar"}
+
+
+def validated(schema, frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame coerced to its schema; a failure names the schema and shows a sample of failing rows."""
+    try:
+        return schema.validate(frame, lazy=True)
+    except pandera.errors.SchemaErrors as error:
+        sample = error.failure_cases.head(20).to_string(index=False)
+        raise dg.Failure(
+            description=f"{schema.name} failed its schema checks:\n{sample}",
+            metadata={"failure_cases": dg.MetadataValue.md(f"```\n{sample}\n```")},
+        ) from error
+
+
+def write_table(warehouse, schema: str, table: str, frame: pd.DataFrame) -> None:
+    """Replace a warehouse table with a DataFrame, atomically."""
+    with connect(warehouse) as con:
+        con.execute(f"create schema if not exists {schema}")
+        con.register("frame", frame)
+        con.execute(f"create or replace table {schema}.{table} as select * from frame")
+
+
+@dg.asset(
+    key=["reference", "zip_income"],
+    group_name="reference",
+    pool=WAREHOUSE_POOL,
+    kinds={"python", "duckdb"},
+    description="Average adjusted gross income per tax return for each ZIP code, from the IRS SOI ZIP code file "
+    "(FEATURE_STORE_ZIP_INCOME), with its percent rank among all ZIPs of the file.",
+)
+def zip_income(feature_store: FeatureStoreResource) -> dg.MaterializeResult:
+    path = feature_store.settings.zip_income
+    rows = read_irs_zip_income(path)
+    by_zip = validated(zip_income_schema, zip_income_by_zip(rows, path))
+    write_table(feature_store.settings.warehouse, "reference", "zip_income", by_zip)
+    return dg.MaterializeResult(
+        metadata={
+            "source_file": str(path),
+            "source_rows": len(rows),
+            "zip_codes": len(by_zip),
+            "dagster/row_count": len(by_zip),
+            "median_avg_agi": float(by_zip["avg_agi"].median()) if len(by_zip) else 0.0,
+        }
+    )
+
+
+@dg.asset(
+    key=["reference", "client_zip_income"],
+    group_name="reference",
+    deps=[zip_income, dg.AssetKey(["landing_zone", "clients"])],
+    pool=WAREHOUSE_POOL,
+    kinds={"python", "duckdb"},
+    description="Each client's ZIP code normalized (ZIP+4 cut, lost leading zeros restored), its match status "
+    "against the ZIP income source and the ZIP's average AGI and percent rank.",
+)
+def client_zip_income(feature_store: FeatureStoreResource) -> dg.MaterializeResult:
+    settings = feature_store.settings
+    clients_file = settings.raw_dir / "clients.parquet"
+    problems = file_problems(clients_file, CLIENT_ZIP_COLUMNS) if clients_file.exists() else [f"{clients_file}: file not found"]
+    if problems:
+        raise LandingZoneError("\n".join(problems))
+    with connect(settings.warehouse) as con:
+        clients = con.execute(
+            "select distinct on (client_id) client_id, zip_code from read_parquet(?) "
+            "where client_id is not null order by client_id",
+            [str(clients_file)],
+        ).df()
+        source = con.execute("select zip_code, avg_agi, avg_agi_pctl from reference.zip_income").df()
+    matched = validated(client_zip_income_schema, match_client_zips(clients, source))
+    write_table(settings.warehouse, "reference", "client_zip_income", matched)
+    counts = matched["zip_income_match"].value_counts()
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(matched),
+            **{f"clients_{status}": int(counts.get(status, 0)) for status in ("matched", "not_in_source", "invalid_zip", "missing_zip")},
+        }
+    )

@@ -1,0 +1,42 @@
+"""The Dagster resource carrying the data contract's settings to every asset."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from feature_store_assets.settings import Settings
+
+# Every asset that writes the warehouse shares this pool: DuckDB allows one writer per file.
+WAREHOUSE_POOL = "duckdb_warehouse"
+
+
+class FeatureStoreResource(dg.ConfigurableResource):
+    """Paths and start month of one feature store (see settings.py for their meaning)."""
+
+    raw_dir: str
+    warehouse: str
+    zip_income: str
+    start_month: str
+    analytics: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> FeatureStoreResource:
+        return cls(
+            raw_dir=str(settings.raw_dir),
+            warehouse=str(settings.warehouse),
+            zip_income=str(settings.zip_income),
+            start_month=settings.start_month,
+            analytics=str(settings.analytics),
+        )
+
+    @property
+    def settings(self) -> Settings:
+        return Settings.from_env(
+            {
+                "FEATURE_STORE_RAW_DIR": self.raw_dir,
+                "FEATURE_STORE_WAREHOUSE": self.warehouse,
+                "FEATURE_STORE_ZIP_INCOME": self.zip_income,
+                "FEATURE_STORE_START_MONTH": self.start_month,
+                "FEATURE_STORE_ANALYTICS": self.analytics,
+            }
+        )

@@ -1,0 +1,77 @@
+"""The data contract's environment variables, resolved to absolute paths.
+
+One setting moves the whole system: the Dagster definitions, the dbt profile
+(through the environment handed to the dbt subprocess) and the CLI all read
+their paths from here.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+SAMPLE_ZIP_INCOME = PACKAGE_DIR / "reference" / "data" / "zip_income_sample.csv"
+
+DEFAULTS = {
+    "FEATURE_STORE_RAW_DIR": "data/raw",
+    "FEATURE_STORE_WAREHOUSE": "data/warehouse.duckdb",
+    "FEATURE_STORE_ZIP_INCOME": str(SAMPLE_ZIP_INCOME),
+    "FEATURE_STORE_START_MONTH": "2023-01",
+    "FEATURE_STORE_ANALYTICS": "data/analytics.duckdb",
+}
+
+_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+
+
+class ConfigurationError(ValueError):
+    """An environment variable of the data contract has an unusable value."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    raw_dir: Path
+    warehouse: Path
+    zip_income: Path
+    start_month: str  # YYYY-MM
+    analytics: Path
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Settings:
+        env = os.environ if env is None else env
+        cwd = Path.cwd() if cwd is None else cwd
+
+        def path(name: str) -> Path:
+            value = env.get(name) or DEFAULTS[name]
+            return (cwd / value).resolve() if not Path(value).is_absolute() else Path(value)
+
+        start_month = env.get("FEATURE_STORE_START_MONTH") or DEFAULTS["FEATURE_STORE_START_MONTH"]
+        if not _MONTH.match(start_month):
+            raise ConfigurationError(
+                f"FEATURE_STORE_START_MONTH must be YYYY-MM, got {start_month!r}"
+            )
+        return cls(
+            raw_dir=path("FEATURE_STORE_RAW_DIR"),
+            warehouse=path("FEATURE_STORE_WAREHOUSE"),
+            zip_income=path("FEATURE_STORE_ZIP_INCOME"),
+            start_month=start_month,
+            analytics=path("FEATURE_STORE_ANALYTICS"),
+        )
+
+    @property
+    def start_date(self) -> str:
+        """The first partition's key, as Dagster's monthly partitions spell it."""
+        return f"{self.start_month}-01"
+
+    def as_env(self) -> dict[str, str]:
+        """The same settings as absolute-path environment variables, for the dbt subprocess."""
+        return {
+            "FEATURE_STORE_RAW_DIR": str(self.raw_dir),
+            "FEATURE_STORE_WAREHOUSE": str(self.warehouse),
+            "FEATURE_STORE_ZIP_INCOME": str(self.zip_income),
+            "FEATURE_STORE_START_MONTH": self.start_month,
+            "FEATURE_STORE_ANALYTICS": str(self.analytics),
+        }

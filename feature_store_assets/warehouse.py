@@ -1,0 +1,83 @@
+"""Short-lived connections to the DuckDB warehouse, and the ledger of materialized months.
+
+DuckDB allows one writing process per file: every connection here is opened for
+one unit of work and closed before dbt (a subprocess) runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+
+import duckdb
+
+LEDGER = "quality.materialized_months"
+
+
+@contextmanager
+def connect(path: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(path), read_only=read_only)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    found = con.execute(
+        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+        [schema, table],
+    ).fetchone()
+    return bool(found and found[0])
+
+
+def record_materialized_months(
+    path: Path, model_rows: dict[str, dict[date, int]], run_id: str
+) -> None:
+    """Mark each (model, month) as materialized by this run, with its row count; replaces earlier entries."""
+    rows = [(model, month, count, run_id) for model, by_month in model_rows.items() for month, count in by_month.items()]
+    if not rows:
+        return
+    with connect(path) as con:
+        con.execute("create schema if not exists quality")
+        con.execute(
+            f"create table if not exists {LEDGER} (model varchar, month date, row_count bigint, "
+            "dagster_run_id varchar, materialized_at timestamp)"
+        )
+        con.execute("begin transaction")
+        con.executemany(f"delete from {LEDGER} where model = ? and month = ?", [(r[0], r[1]) for r in rows])
+        con.executemany(f"insert into {LEDGER} values (?, ?, ?, ?, current_timestamp::timestamp)", rows)
+        con.execute("commit")
+
+
+def materialized_months(path: Path, models: Iterable[str]) -> set[date]:
+    """Months for which every one of the models has been materialized."""
+    models = list(models)
+    if not path.exists():
+        return set()
+    with connect(path) as con:
+        if not table_exists(con, "quality", "materialized_months"):
+            return set()
+        found = con.execute(
+            f"select month from {LEDGER} where list_contains(?, model) group by month "
+            "having count(distinct model) = ?",
+            [models, len(models)],
+        ).fetchall()
+    return {row[0] for row in found}
+
+
+def rows_per_month(path: Path, relation: str, month_column: str, months: Iterable[date]) -> dict[date, int]:
+    """Row count of each month of a table (0 for months with no rows)."""
+    months = list(months)
+    with connect(path, read_only=True) as con:
+        found = dict(
+            con.execute(
+                f"select {month_column}, count(*) from {relation} where list_contains(?, {month_column}) group by 1",
+                [months],
+            ).fetchall()
+        )
+    return {month: int(found.get(month, 0)) for month in months}
