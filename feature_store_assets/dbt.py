@@ -153,7 +153,10 @@ def build_dbt_assets(partitions_def: dg.TimeWindowPartitionsDefinition) -> list[
 
         # dbt runs in its project folder: hand it the settings as absolute paths.
         os.environ.update(settings.as_env())
-        yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars(first, last))], context=context).stream()
+        yield from dbt.cli(
+            ["build", "--exclude-resource-type", "unit_test", "--vars", json.dumps(dbt_vars(first, last))],
+            context=context,
+        ).stream()
 
         built = {
             name: rows_per_month(
@@ -175,6 +178,6 @@ def build_dbt_assets(partitions_def: dg.TimeWindowPartitionsDefinition) -> list[
     def reference_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, feature_store: FeatureStoreResource):
         """Unpartitioned models: the clients of integrated clinics."""
         os.environ.update(feature_store.settings.as_env())
-        yield from dbt.cli(["build"], context=context).stream()
+        yield from dbt.cli(["build", "--exclude-resource-type", "unit_test"], context=context).stream()
 
     return [monthly_dbt_models, reference_dbt_models]
