@@ -7,6 +7,7 @@ Dagster groups of the same names; asset keys are `[schema, model]`, as in DuckDB
 
 import json
 import os
+import tempfile
 from collections.abc import Mapping
 from datetime import date
 from functools import cache
@@ -153,10 +154,13 @@ def build_dbt_assets(partitions_def: dg.TimeWindowPartitionsDefinition) -> list[
 
         # dbt runs in its project folder: hand it the settings as absolute paths.
         os.environ.update(settings.as_env())
-        yield from dbt.cli(
-            ["build", "--exclude-resource-type", "unit_test", "--vars", json.dumps(dbt_vars(first, last))],
-            context=context,
-        ).stream()
+        # each invocation gets its own target folder; remove it afterwards so runs leave no litter
+        with tempfile.TemporaryDirectory(dir=dbt_project.project_dir / "target", prefix="run-") as target:
+            yield from dbt.cli(
+                ["build", "--exclude-resource-type", "unit_test", "--vars", json.dumps(dbt_vars(first, last))],
+                target_path=Path(target),
+                context=context,
+            ).stream()
 
         built = {
             name: rows_per_month(
@@ -167,17 +171,4 @@ def build_dbt_assets(partitions_def: dg.TimeWindowPartitionsDefinition) -> list[
         }
         record_materialized_months(settings.warehouse, built, context.run_id)
 
-    @dbt_assets(
-        manifest=manifest,
-        project=dbt_project,
-        exclude=MONTHLY_SELECTOR,
-        dagster_dbt_translator=translator,
-        name="reference_dbt_models",
-        pool=WAREHOUSE_POOL,
-    )
-    def reference_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, feature_store: FeatureStoreResource):
-        """Unpartitioned models: the clients of integrated clinics."""
-        os.environ.update(feature_store.settings.as_env())
-        yield from dbt.cli(["build", "--exclude-resource-type", "unit_test"], context=context).stream()
-
-    return [monthly_dbt_models, reference_dbt_models]
+    return [monthly_dbt_models]

@@ -1,5 +1,6 @@
 -- Clients whose home clinic's integration is complete: the only clients whose data is trusted.
-{{ config(materialized='table') }}
+-- A view, so every monthly run sees the landing zone's current clinics and clients without a second dbt invocation.
+{{ config(materialized='view', tags=['monthly']) }}
 
 select
     clients.client_id,

@@ -1,0 +1,67 @@
+"""Shared fixtures: a small generated landing zone per session, and an isolated feature store per test."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from feature_store_assets.generator import GeneratorOptions, generate_landing_zone
+from feature_store_assets.settings import SAMPLE_ZIP_INCOME, Settings
+
+SMALL_ZONE = GeneratorOptions(
+    start_month="2023-01", months=4, clinics=8, clients=600, inclinic_rows_per_month=3_000, seed=7
+)
+
+
+@dataclass
+class FeatureStore:
+    """An isolated feature store: its own landing zone copy and warehouse, configured through the environment."""
+
+    root: Path
+    settings: Settings
+
+    @property
+    def raw_dir(self) -> Path:
+        return self.settings.raw_dir
+
+    def query(self, sql: str) -> pd.DataFrame:
+        with duckdb.connect(str(self.settings.warehouse), read_only=True) as con:
+            return con.sql(sql).df()
+
+    def scalar(self, sql: str):
+        with duckdb.connect(str(self.settings.warehouse), read_only=True) as con:
+            return con.execute(sql).fetchone()[0]
+
+
+@pytest.fixture(scope="session")
+def small_landing_zone(tmp_path_factory) -> Path:
+    raw_dir = tmp_path_factory.mktemp("landing_zone") / "raw"
+    generate_landing_zone(raw_dir, SMALL_ZONE, zip_income_csv=SAMPLE_ZIP_INCOME)
+    return raw_dir
+
+
+def configure(monkeypatch, root: Path, raw_dir: Path, start_month: str = "2023-01", zip_income: Path = SAMPLE_ZIP_INCOME) -> FeatureStore:
+    env = {
+        "FEATURE_STORE_RAW_DIR": str(raw_dir),
+        "FEATURE_STORE_WAREHOUSE": str(root / "warehouse.duckdb"),
+        "FEATURE_STORE_ZIP_INCOME": str(zip_income),
+        "FEATURE_STORE_START_MONTH": start_month,
+        "FEATURE_STORE_ANALYTICS": str(root / "analytics.duckdb"),
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    return FeatureStore(root=root, settings=Settings.from_env(env))
+
+
+@pytest.fixture
+def feature_store(tmp_path, small_landing_zone, monkeypatch) -> FeatureStore:
+    """A feature store over a private copy of the small landing zone, so a test may break its files."""
+    raw_dir = tmp_path / "raw"
+    shutil.copytree(small_landing_zone, raw_dir)
+    return configure(monkeypatch, tmp_path, raw_dir)

@@ -1,0 +1,92 @@
+"""Bad input end to end (DATA_CONTRACT.md): real Dagster runs of real dbt on a real DuckDB file.
+
+A bad month fails with an error naming the file, column or months; other months stay as they were.
+"""
+
+import shutil
+
+import pytest
+
+from feature_store_assets.cli import main
+
+pytestmark = pytest.mark.e2e
+
+FEATURES_BY_MONTH = "select * from features.client_features order by feature_month, client_id"
+
+
+def materialize(first: str, last: str) -> int:
+    return main(["materialize", "--from", first, "--to", last])
+
+
+def months_in_features(store) -> list[str]:
+    return [m.strftime("%Y-%m") for m in store.query("select distinct feature_month from features.client_features order by 1")["feature_month"]]
+
+
+def test_corrupt_file_fails_its_month_names_the_file_and_keeps_other_months(feature_store, capsys):
+    assert materialize("2023-01", "2023-02") == 0
+    before = feature_store.query(FEATURES_BY_MONTH)
+    broken = feature_store.raw_dir / "transactions_inclinic" / "month=2023-03" / "part-9.parquet"
+    broken.write_bytes(b"PAR1 this is not parquet")
+    capsys.readouterr()
+
+    assert materialize("2023-03", "2023-03") == 1
+    error = capsys.readouterr().err
+    assert str(broken) in error and "not a valid Parquet file" in error
+    assert feature_store.query(FEATURES_BY_MONTH).equals(before)
+
+    broken.unlink()  # the operator removes the bad file and re-runs the month
+    assert materialize("2023-03", "2023-03") == 0
+    assert months_in_features(feature_store) == ["2023-01", "2023-02", "2023-03"]
+
+
+def test_file_without_a_required_column_names_file_and_column(feature_store, capsys):
+    import duckdb
+
+    path = feature_store.raw_dir / "web_sessions" / "month=2023-01" / "part-1.parquet"
+    duckdb.sql(
+        f"copy (select session_id, client_id, session_start_ts, page_views, product_views, orders "
+        f"from read_parquet('{feature_store.raw_dir}/web_sessions/month=2023-01/part-0.parquet')) to '{path}'"
+    )
+    assert materialize("2023-01", "2023-01") == 1
+    error = capsys.readouterr().err
+    assert f"{path}: missing required column 'add_to_cart_events'" in error
+    assert not feature_store.settings.warehouse.exists() or "client_features" not in str(
+        feature_store.query("select table_name from information_schema.tables")["table_name"].tolist()
+    )
+
+
+def test_month_without_files_fails_its_row_count_check_and_publishes_nothing(feature_store, capsys):
+    assert materialize("2023-01", "2023-01") == 0
+    before = feature_store.query(FEATURES_BY_MONTH)
+    for table in ("transactions_inclinic", "transactions", "web_sessions"):
+        shutil.rmtree(feature_store.raw_dir / table / "month=2023-02")
+    capsys.readouterr()
+
+    assert materialize("2023-02", "2023-02") == 1
+    error = capsys.readouterr().err
+    assert "rows_in_every_window_month" in error and "inclinic_transactions" in error
+    assert feature_store.query(FEATURES_BY_MONTH).equals(before)
+    assert feature_store.scalar("select count(*) from aggregation.client_monthly_financials where activity_month = '2023-02-01'") == 0
+
+
+def test_feature_month_without_its_aggregation_history_names_the_missing_months(feature_store, capsys):
+    assert materialize("2023-01", "2023-01") == 0
+    capsys.readouterr()
+    assert materialize("2023-03", "2023-04") == 1
+    error = capsys.readouterr().err
+    assert "missing: 2023-02" in error
+    assert months_in_features(feature_store) == ["2023-01"]
+
+
+def test_month_before_the_start_is_refused(feature_store, capsys):
+    assert materialize("2022-12", "2023-01") == 1
+    assert "before FEATURE_STORE_START_MONTH=2023-01" in capsys.readouterr().err
+
+
+def test_zip_income_file_without_required_columns_names_them(feature_store, monkeypatch, tmp_path, capsys):
+    bad = tmp_path / "22zpallagi.csv"
+    bad.write_text("STATEFIPS,STATE,zipcode,agi_stub,N2\n25,MA,2138,1,5\n")
+    monkeypatch.setenv("FEATURE_STORE_ZIP_INCOME", str(bad))
+    assert materialize("2023-01", "2023-01") == 1
+    error = capsys.readouterr().err
+    assert "reference/zip_income failed" in error and "N1, A00100" in error and str(bad) in error

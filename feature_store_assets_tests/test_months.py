@@ -1,0 +1,43 @@
+from datetime import date
+
+import pytest
+
+from feature_store_assets.months import (
+    add_months,
+    dbt_vars,
+    describe_months,
+    month_range,
+    months_needed_by_features,
+    parse_month,
+)
+
+
+def test_parse_month_accepts_month_and_partition_key_and_names_bad_values():
+    assert parse_month("2024-03") == date(2024, 3, 1)
+    assert parse_month("2024-03-01") == date(2024, 3, 1)
+    for bad in ("2024-13", "2024-03-02", "March", ""):
+        with pytest.raises(ValueError, match=repr(bad).replace("(", r"\(")):
+            parse_month(bad)
+
+
+def test_add_months_crosses_years_both_ways():
+    assert add_months(date(2024, 12, 1), 1) == date(2025, 1, 1)
+    assert add_months(date(2024, 1, 1), -1) == date(2023, 12, 1)
+    assert add_months(date(2024, 3, 1), -11) == date(2023, 4, 1)
+
+
+def test_dbt_vars_end_is_exclusive_first_day_after_the_last_month():
+    assert dbt_vars(date(2024, 1, 1), date(2024, 3, 1)) == {"min_date": "2024-01-01", "max_date": "2024-04-01"}
+
+
+def test_feature_months_need_twelve_months_but_nothing_before_the_start():
+    needed = months_needed_by_features([date(2024, 3, 1)], start=date(2023, 1, 1))
+    assert needed == month_range(date(2023, 4, 1), date(2024, 3, 1))
+    assert months_needed_by_features([date(2023, 3, 1)], start=date(2023, 1, 1)) == month_range(
+        date(2023, 1, 1), date(2023, 3, 1)
+    )
+
+
+def test_describe_months_compacts_ranges():
+    months = [date(2023, 2, 1), date(2023, 3, 1), date(2023, 4, 1), date(2023, 7, 1)]
+    assert describe_months(months) == "2023-02..2023-04, 2023-07"

@@ -1,0 +1,31 @@
+from pathlib import Path
+
+import pytest
+
+from feature_store_assets.settings import SAMPLE_ZIP_INCOME, ConfigurationError, Settings
+
+
+def test_defaults_follow_the_contract_and_resolve_against_the_working_directory(tmp_path):
+    settings = Settings.from_env({}, cwd=tmp_path)
+    assert settings.raw_dir == tmp_path / "data" / "raw"
+    assert settings.warehouse == tmp_path / "data" / "warehouse.duckdb"
+    assert settings.analytics == tmp_path / "data" / "analytics.duckdb"
+    assert settings.zip_income == SAMPLE_ZIP_INCOME and SAMPLE_ZIP_INCOME.exists()
+    assert settings.start_month == "2023-01" and settings.start_date == "2023-01-01"
+
+
+def test_environment_overrides_and_absolute_paths_for_dbt(tmp_path):
+    settings = Settings.from_env(
+        {"FEATURE_STORE_RAW_DIR": "lz", "FEATURE_STORE_WAREHOUSE": "/abs/wh.duckdb", "FEATURE_STORE_START_MONTH": "2021-07"},
+        cwd=tmp_path,
+    )
+    env = settings.as_env()
+    assert env["FEATURE_STORE_RAW_DIR"] == str(tmp_path / "lz")
+    assert env["FEATURE_STORE_WAREHOUSE"] == "/abs/wh.duckdb"
+    assert env["FEATURE_STORE_START_MONTH"] == "2021-07"
+    assert all(Path(v).is_absolute() for k, v in env.items() if k != "FEATURE_STORE_START_MONTH")
+
+
+def test_bad_start_month_is_named():
+    with pytest.raises(ConfigurationError, match="2023-1'"):
+        Settings.from_env({"FEATURE_STORE_START_MONTH": "2023-1"})
