@@ -15,15 +15,15 @@ import dagster as dg
 from feature_store_assets.months import add_months, describe_months, format_month, month_range, parse_month
 from feature_store_assets.settings import ConfigurationError, Settings
 
-DEMO_OPTIONS = {"months": 6, "clinics": 20, "clients": 3000, "inclinic_rows_per_month": 30_000}
+DEMO_OPTIONS = {"months": 12, "clinics": 40, "clients": 10_000, "inclinic_rows_per_month": 100_000}
+# Tables the demo shows, filter layer first, with their month column.
 LAYER_TABLES = (
-    ("filter", "filtered.inclinic_transactions", "event_month"),
-    ("filter", "filtered.hd_orders", "event_month"),
-    ("filter", "filtered.web_sessions", "event_month"),
-    ("filter", "quality.rejected_rows", "event_month"),
-    ("aggregation", "aggregation.client_monthly_financials", "activity_month"),
-    ("aggregation", "aggregation.clinic_monthly_revenue", "activity_month"),
-    ("features", "features.client_features", "feature_month"),
+    ("filtered.inclinic_transactions", "event_month"),
+    ("filtered.hd_orders", "event_month"),
+    ("filtered.web_sessions", "event_month"),
+    ("quality.rejected_rows", "event_month"),
+    ("aggregation.client_monthly_financials", "activity_month"),
+    ("features.client_features", "feature_month"),
 )
 ANALYST_QUERY = """select feature_month, count(*) as clients, round(avg(total_revenue_12m), 2) as avg_revenue_12m,
        round(avg(hd_revenue_share_12m), 3) as avg_hd_share
@@ -89,19 +89,28 @@ def _failure_report(result: dg.ExecuteInProcessResult, assets_by_step: dict[str,
     return "\n".join(lines) or "the run failed before any step ran"
 
 
-def layer_row_counts(settings: Settings) -> list[tuple[str, str, str, int]]:
+def layer_row_counts(settings: Settings) -> dict[str, dict[str, int]]:
+    """Rows per month ('YYYY-MM') and table, for the tables that exist."""
     from feature_store_assets.warehouse import connect, table_exists
 
-    rows = []
+    counts: dict[str, dict[str, int]] = {}
     with connect(settings.warehouse, read_only=True) as con:
-        for layer, relation, month_column in LAYER_TABLES:
+        for relation, month_column in LAYER_TABLES:
             schema, table = relation.split(".")
             if table_exists(con, schema, table):
-                for month, count in con.execute(
-                    f"select {month_column}, count(*) from {relation} group by 1 order by 1"
-                ).fetchall():
-                    rows.append((format_month(month), layer, relation, count))
-    return rows
+                query = f"select {month_column}, count(*) from {relation} group by 1 order by 1"
+                for month, count in con.execute(query).fetchall():
+                    counts.setdefault(format_month(month), {})[relation] = count
+    return counts
+
+
+def format_row_counts(counts: dict[str, dict[str, int]]) -> str:
+    names = [relation.split(".")[1] for relation, _ in LAYER_TABLES]
+    width = max(len(name) for name in names) + 2
+    lines = ["month  " + "".join(f"{name:>{width}}" for name in names)]
+    for month, by_table in sorted(counts.items()):
+        lines.append(f"{month}" + "".join(f"{by_table.get(relation, 0):>{width},}" for relation, _ in LAYER_TABLES))
+    return "\n".join(lines)
 
 
 def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
@@ -155,22 +164,25 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     print(f"materializing {describe_months(month_range(first, last))} through Dagster ...")
     materialize_months(settings, first, last)
 
-    print("\nrows per month and layer:")
-    for month, layer, relation, count in layer_row_counts(settings):
-        print(f"  {month}  {layer:<12}{relation:<42}{count:>10,}")
+    print("\nrows per month, from the filter layer to the features:")
+    print(format_row_counts(layer_row_counts(settings)))
     with duckdb.connect(str(settings.warehouse), read_only=True) as con:
         print("\na few feature rows of the latest month:")
         print(
             con.sql(
-                "select client_id, feature_month, clinic_id, tenure_days, total_revenue_12m, hd_revenue_share_12m, "
+                "select client_id, clinic_id, tenure_days, total_revenue_12m, hd_revenue_share_12m, "
                 "days_since_last_purchase, total_revenue_pctl_global_12m, zip_income_match "
-                "from features.client_features where feature_month = (select max(feature_month) from features.client_features) "
-                "order by total_revenue_12m desc limit 5"
+                "from features.client_features "
+                "where feature_month = (select max(feature_month) from features.client_features) "
+                "order by client_id limit 5"
             )
         )
-    print(f"demo finished in {time.perf_counter() - began:.1f}s. Next, as an analyst:")
+    print(f"demo finished in {time.perf_counter() - began:.1f}s. Next, as an analyst (DuckDB CLI, or Python):")
     print(f"  duckdb -readonly {settings.warehouse}")
     print("  " + ANALYST_QUERY.replace("\n", "\n  "))
+    one_line = " ".join(ANALYST_QUERY.split())
+    python_line = f"import duckdb; print(duckdb.connect('{settings.warehouse}', read_only=True).sql('{one_line}'))"
+    print(f'  python -c "{python_line}"')
     return 0
 
 

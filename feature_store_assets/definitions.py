@@ -7,6 +7,7 @@ from dagster_dbt import DbtCliResource
 
 from feature_store_assets.dbt import build_dbt_assets, dbt_project
 from feature_store_assets.partitions import monthly_partitions
+from feature_store_assets.publish import analytics_database
 from feature_store_assets.reference.assets import client_zip_income, zip_income
 from feature_store_assets.resources import FeatureStoreResource
 from feature_store_assets.schedules import monthly_job, monthly_schedule
@@ -19,7 +20,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     partitions_def = monthly_partitions(settings)
     job = monthly_job(partitions_def)
     return dg.Definitions(
-        assets=[*landing_zone_specs(partitions_def), zip_income, client_zip_income, *build_dbt_assets(partitions_def)],
+        assets=[*landing_zone_specs(partitions_def), zip_income, client_zip_income, *build_dbt_assets(partitions_def), analytics_database],
         jobs=[job],
         schedules=[monthly_schedule(job)],
         resources={

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 # Layers the job materializes, upstream first; the landing zone is external and never materialized.
-PIPELINE_GROUPS = ("reference", "filter", "aggregation", "features")
+PIPELINE_GROUPS = ("reference", "filter", "aggregation", "features", "publish")
 
 MONTHLY_JOB = "monthly_feature_job"
 # The previous month is complete once its files have landed: run on the 2nd at 06:00 UTC.
@@ -18,7 +18,7 @@ def monthly_job(partitions_def: dg.PartitionsDefinition) -> dg.UnresolvedAssetJo
         MONTHLY_JOB,
         selection=dg.AssetSelection.groups(*PIPELINE_GROUPS),
         partitions_def=partitions_def,
-        description="Reference data, then the filter, aggregation and feature layers for one month or a range of months.",
+        description="Reference data, then the filter, aggregation and feature layers for one month or a range of months, then the analytics file.",
     )
 
 

@@ -22,6 +22,7 @@ computed on exact money.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -48,6 +49,7 @@ PLANTED_REJECTIONS: dict[tuple[str, str, str], set[int]] = {
     ("web_sessions", "unknown_client", "2024-01"): {9106},
 }
 
+
 @dataclass(frozen=True)
 class Expectation:
     """One hand-computed feature value of the edge-case zone; value None means NULL."""
@@ -57,6 +59,13 @@ class Expectation:
     client_id: int
     column: str
     value: object
+
+    def matches(self, actual) -> bool:
+        if actual is None or actual is pd.NA or (isinstance(actual, float) and math.isnan(actual)):
+            return self.value is None
+        if isinstance(self.value, float):
+            return math.isclose(actual, self.value, rel_tol=1e-9, abs_tol=1e-12)
+        return actual == self.value
 
 
 # Hand-computed from the rows below; checked against the reference and the pipeline.

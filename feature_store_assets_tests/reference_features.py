@@ -45,6 +45,7 @@ import datetime as dt
 import math
 import re
 from bisect import bisect_left
+from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
@@ -96,7 +97,9 @@ class EventTable:
 
 
 EVENT_TABLES = {
-    "transactions_inclinic": EventTable("transaction_id", "transaction_ts", has_revenue=True, anonymous_allowed=False),
+    "transactions_inclinic": EventTable(
+        "transaction_id", "transaction_ts", has_revenue=True, anonymous_allowed=False
+    ),
     "transactions": EventTable("transaction_id", "transaction_ts", has_revenue=True, anonymous_allowed=False),
     "web_sessions": EventTable("session_id", "session_start_ts", has_revenue=False, anonymous_allowed=True),
 }
@@ -141,14 +144,14 @@ def parse_zip_income(csv_path) -> pd.DataFrame:
     missing = [column for column in IRS_REQUIRED_COLUMNS if column not in raw.columns]
     if missing:
         raise ValueError(f"{csv_path}: missing IRS columns {missing}")
-    returns: dict[str, Fraction] = {}
-    agi_thousands: dict[str, Fraction] = {}
+    returns: dict[str, Fraction] = defaultdict(Fraction)
+    agi_thousands: dict[str, Fraction] = defaultdict(Fraction)
     for zipcode, n1, a00100 in zip(raw["zipcode"], raw["n1"], raw["a00100"]):
         zip_code = zipcode.strip().zfill(5)
         if zip_code in IRS_NON_ZIPS:
             continue
-        returns[zip_code] = returns.get(zip_code, Fraction(0)) + Fraction(Decimal(n1.strip()))
-        agi_thousands[zip_code] = agi_thousands.get(zip_code, Fraction(0)) + Fraction(Decimal(a00100.strip()))
+        returns[zip_code] += Fraction(Decimal(n1.strip()))
+        agi_thousands[zip_code] += Fraction(Decimal(a00100.strip()))
     zip_codes = sorted(returns)
     # Sum first, then divide: never average the per-bracket averages.
     averages = [agi_thousands[z] * 1000 / returns[z] for z in zip_codes]
@@ -214,7 +217,9 @@ def _money(cents: int) -> float:
 # ---------------------------------------------------------------- bad input
 
 
-def clean_events(zone: dict[str, pd.DataFrame], start_month: str) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+def clean_events(
+    zone: dict[str, pd.DataFrame], start_month: str
+) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
     """Valid event rows per table, and the rejected rows (table_name, folder_month, reason, key)."""
     known_clients = set(zone["clients"]["client_id"])
     valid, rejected = {}, []
@@ -272,7 +277,12 @@ def _add_months(day: dt.date, months: int) -> dt.date:
 
 def month_windows(month: str) -> MonthWindows:
     start = dt.date.fromisoformat(f"{month}-01")
-    return MonthWindows(start, _add_months(start, 1), _add_months(start, -2), _add_months(start, -11))
+    return MonthWindows(
+        month_start=start,
+        end=_add_months(start, 1),
+        start_3m=_add_months(start, -2),
+        start_12m=_add_months(start, -11),
+    )
 
 
 # ---------------------------------------------------------------- features
@@ -317,12 +327,13 @@ def features_for_month(
     features["days_since_last_purchase"] = _days_since_last_purchase(activity, windows)
     for column, values in _web_engagement(activity, windows).items():
         features[column] = values
-    for column, values in _category_shares(activity, windows, cents["inclinic_revenue_12m"]).items():
-        features[column] = values
-    for column, values in _revenue_ranks(cents, features["clinic_id"]).items():
-        features[column] = values
-    for column, values in _zip_features(clients["zip_code"], zip_income).items():
-        features[column] = values
+    for columns in (
+        _category_shares(activity, windows, cents["inclinic_revenue_12m"]),
+        _revenue_ranks(cents, features["clinic_id"]),
+        _zip_features(clients["zip_code"], zip_income),
+    ):
+        for column, values in columns.items():
+            features[column] = values
     return features[list(FEATURE_COLUMNS)]
 
 
@@ -336,7 +347,9 @@ class ClientActivity:
     web_sessions: pd.DataFrame  # anonymous sessions excluded: they belong to no client
 
     @classmethod
-    def of(cls, events: dict[str, pd.DataFrame], client_ids: pd.Series, end: dt.date) -> ClientActivity:
+    def of(
+        cls, events: dict[str, pd.DataFrame], client_ids: pd.Series, end: dt.date
+    ) -> ClientActivity:
         eligible = set(client_ids)
 
         def before_end(rows: pd.DataFrame, ts_column: str) -> pd.DataFrame:
@@ -354,7 +367,8 @@ class ClientActivity:
 
     def per_client(self, values: pd.Series) -> pd.Series:
         """A per-client aggregate aligned on the eligible clients; 0 for clients without rows."""
-        return values.reindex(self.client_ids.to_numpy(), fill_value=0).reset_index(drop=True).astype("int64")
+        aligned = values.reindex(self.client_ids.to_numpy(), fill_value=0)
+        return aligned.reset_index(drop=True).astype("int64")
 
 
 def _between(rows: pd.DataFrame, start: dt.date, end: dt.date) -> pd.DataFrame:
@@ -363,7 +377,8 @@ def _between(rows: pd.DataFrame, start: dt.date, end: dt.date) -> pd.DataFrame:
 
 def _revenue_cents(activity: ClientActivity, windows: MonthWindows) -> pd.DataFrame:
     def cents(rows: pd.DataFrame, start: dt.date) -> pd.Series:
-        return activity.per_client(_between(rows, start, windows.end).groupby("client_id")["revenue_cents"].sum())
+        in_window = _between(rows, start, windows.end)
+        return activity.per_client(in_window.groupby("client_id")["revenue_cents"].sum())
 
     revenue = pd.DataFrame({
         "inclinic_revenue_1m": cents(activity.inclinic, windows.month_start),
@@ -378,7 +393,8 @@ def _revenue_cents(activity: ClientActivity, windows: MonthWindows) -> pd.DataFr
 def _inclinic_visits(activity: ClientActivity, windows: MonthWindows) -> pd.Series:
     purchases = _between(activity.inclinic, windows.start_12m, windows.end)
     purchases = purchases[purchases["revenue_cents"] > 0]
-    return activity.per_client(purchases.groupby("client_id")["ts"].agg(lambda ts: ts.dt.date.nunique()))
+    visit_dates = purchases.assign(date=purchases["ts"].dt.date)
+    return activity.per_client(visit_dates.groupby("client_id")["date"].nunique())
 
 
 def _web_engagement(activity: ClientActivity, windows: MonthWindows) -> dict[str, list]:
@@ -392,24 +408,31 @@ def _web_engagement(activity: ClientActivity, windows: MonthWindows) -> dict[str
     }
 
 
-def _category_shares(activity: ClientActivity, windows: MonthWindows, inclinic_12m: pd.Series) -> dict[str, list]:
+def _category_shares(
+    activity: ClientActivity, windows: MonthWindows, inclinic_12m: pd.Series
+) -> dict[str, list]:
     rows = _between(activity.inclinic, windows.start_12m, windows.end)
     category = rows["product_category"].where(rows["product_category"].isin(CATEGORIES), "other")
     by_category = rows.assign(category=category).groupby(["client_id", "category"])["revenue_cents"].sum()
     shares = {}
     for name in (*CATEGORIES, "other"):
         cents = [int(by_category.get((client, name), 0)) for client in activity.client_ids]
-        shares[f"inclinic_share_{name}_12m"] = [_share(c, total) for c, total in zip(cents, inclinic_12m)]
+        shares[f"inclinic_share_{name}_12m"] = [_share(c, whole) for c, whole in zip(cents, inclinic_12m)]
     return shares
 
 
 def _revenue_ranks(cents: pd.DataFrame, home_clinic: pd.Series) -> dict[str, list]:
-    clinic_cents = cents["total_revenue_12m"].groupby(home_clinic).sum()  # only clinics with an eligible client
+    # Grouping the eligible clients keeps only the clinics that have at least one.
+    clinic_cents = cents["total_revenue_12m"].groupby(home_clinic).sum()
     clinic_pctl = dict(zip(clinic_cents.index, percent_rank(list(clinic_cents))))
+
+    def within_clinic(column: str) -> pd.Series:
+        return _percent_rank_within(cents[column], home_clinic)
+
     return {
-        "inclinic_revenue_pctl_in_clinic_12m": _percent_rank_within(cents["inclinic_revenue_12m"], home_clinic),
-        "hd_revenue_pctl_in_clinic_12m": _percent_rank_within(cents["hd_revenue_12m"], home_clinic),
-        "total_revenue_pctl_in_clinic_12m": _percent_rank_within(cents["total_revenue_12m"], home_clinic),
+        "inclinic_revenue_pctl_in_clinic_12m": within_clinic("inclinic_revenue_12m"),
+        "hd_revenue_pctl_in_clinic_12m": within_clinic("hd_revenue_12m"),
+        "total_revenue_pctl_in_clinic_12m": within_clinic("total_revenue_12m"),
         "total_revenue_pctl_global_12m": percent_rank(list(cents["total_revenue_12m"])),
         "clinic_revenue_12m": [_money(int(clinic_cents[clinic])) for clinic in home_clinic],
         "clinic_revenue_pctl_global_12m": [clinic_pctl[clinic] for clinic in home_clinic],
@@ -423,7 +446,8 @@ def _days_since_last_purchase(activity: ClientActivity, windows: MonthWindows) -
     ])
     last_purchase = purchases.groupby("client_id")["ts"].max()
     days = [
-        (windows.last_day - last_purchase[client].date()).days if client in last_purchase.index else None
+        (windows.last_day - last_purchase[client].date()).days if client in last_purchase.index
+        else None
         for client in activity.client_ids
     ]
     return pd.Series(days, dtype="Int64")
@@ -436,9 +460,9 @@ def _zip_features(raw_zip_codes: pd.Series, zip_income: pd.DataFrame) -> dict[st
         zip_code, match = normalize_zip(raw)
         if match == "valid":
             match = "matched" if zip_code in income.index else "not_in_source"
-        matched = match == "matched"
+        source = income.loc[zip_code] if match == "matched" else None
         columns["zip_code"].append(zip_code)
         columns["zip_income_match"].append(match)
-        columns["zip_avg_agi"].append(float(income.at[zip_code, "avg_agi"]) if matched else math.nan)
-        columns["zip_avg_agi_pctl"].append(float(income.at[zip_code, "avg_agi_pctl"]) if matched else math.nan)
+        columns["zip_avg_agi"].append(math.nan if source is None else float(source["avg_agi"]))
+        columns["zip_avg_agi_pctl"].append(math.nan if source is None else float(source["avg_agi_pctl"]))
     return columns

@@ -66,6 +66,7 @@ def materialize(zone: LandingZone, run: Run, first: str, last: str) -> None:
     with pytest.MonkeyPatch.context() as patch:
         for name, value in env.items():
             patch.setenv(name, value)
+        patch.delenv("DAGSTER_HOME", raising=False)  # an ephemeral instance: no run history left behind
         from feature_store_assets.cli import main
 
         rc = main(["materialize", "--from", first, "--to", last])
@@ -83,6 +84,10 @@ def query(duckdb_file: Path, sql: str) -> pd.DataFrame:
 
 def read_features(duckdb_file: Path) -> pd.DataFrame:
     return query(duckdb_file, "select * from features.client_features order by feature_month, client_id")
+
+
+def read_rejected_rows(duckdb_file: Path) -> pd.DataFrame:
+    return query(duckdb_file, "select * from quality.rejected_rows")
 
 
 def new_run(tmp_path_factory, name: str) -> Run:
@@ -132,12 +137,9 @@ def month_by_month_run(landing_zone, tmp_path_factory) -> MonthByMonth:
     run = new_run(tmp_path_factory, "month_by_month")
     for month in FEATURE_MONTHS:
         materialize(landing_zone, run, month, month)
-    features = read_features(run.warehouse)
-    rejected = query(run.warehouse, "select * from quality.rejected_rows")
+    features, rejected = read_features(run.warehouse), read_rejected_rows(run.warehouse)
     materialize(landing_zone, run, RERUN_MONTH, RERUN_MONTH)
-    return MonthByMonth(
-        features, rejected, read_features(run.warehouse), query(run.warehouse, "select * from quality.rejected_rows")
-    )
+    return MonthByMonth(features, rejected, read_features(run.warehouse), read_rejected_rows(run.warehouse))
 
 
 # ---------------------------------------------------------------- comparing tables
@@ -190,15 +192,14 @@ def feature_differences(
     missing = sorted(expected_rows.keys() - pipeline_rows.keys())
     extra = sorted(pipeline_rows.keys() - expected_rows.keys())
     if missing:
-        problems.append(f"{len(missing)} (client_id, feature_month) missing from the pipeline: {missing[:10]}")
+        problems.append(f"{len(missing)} (client_id, feature_month) missing in the pipeline: {missing[:10]}")
     if extra:
         problems.append(f"{len(extra)} (client_id, feature_month) only in the pipeline: {extra[:10]}")
     common = sorted(expected_rows.keys() & pipeline_rows.keys())
     for column, sql_type in FEATURE_COLUMNS.items():
+        pairs = [(key, pipeline_rows[key][column], expected_rows[key][column]) for key in common]
         differing = [
-            (key, pipeline_rows[key][column], expected_rows[key][column])
-            for key in common
-            if not same_value(pipeline_rows[key][column], expected_rows[key][column], sql_type, rel_tol, abs_tol)
+            (key, got, want) for key, got, want in pairs if not same_value(got, want, sql_type, rel_tol, abs_tol)
         ]
         if differing:
             shown = "\n".join(
@@ -257,8 +258,7 @@ def test_clients_of_non_complete_clinics_never_appear(pipeline_features):
 @pytest.mark.parametrize("expectation", EXPECTED_VALUES, ids=lambda e: f"{e.month}-{e.client_id}-{e.column}")
 def test_hand_computed_edge_case(pipeline_features, expectation):
     actual = feature_cell(pipeline_features, expectation.month, expectation.client_id, expectation.column)
-    column_type = FEATURE_COLUMNS[expectation.column]
-    assert same_value(actual, expectation.value, column_type, rel_tol=1e-9, abs_tol=1e-12), (
+    assert expectation.matches(actual), (
         f"{expectation.why}: pipeline={actual!r} expected={expectation.value!r}"
     )
 
@@ -271,7 +271,7 @@ def month_text(value) -> str:
 
 
 def test_rejected_rows_hold_the_planted_bad_rows(multi_month_run):
-    rejected = query(multi_month_run.warehouse, "select * from quality.rejected_rows")
+    rejected = read_rejected_rows(multi_month_run.warehouse)
     month_columns = [column for column in rejected.columns if "month" in column.lower()]
     assert {"table_name", "reason"} <= set(rejected.columns) and month_columns, list(rejected.columns)
     key_column = next((column for column in REJECTED_KEY_COLUMNS if column in rejected.columns), None)

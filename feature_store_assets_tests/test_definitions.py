@@ -29,6 +29,7 @@ EXPECTED_ASSETS = {
         "aggregation/clinic_monthly_revenue",
     ],
     "features": ["features/client_features"],
+    "publish": ["publish/analytics_database"],
 }
 
 

@@ -155,9 +155,8 @@ class RowPlan:
         n = self.generated_rows
         offset = (self.seed * 7919 + self.first_id * 104_729) % n
         slot = f"(({_coprime_step(n)} * {row} + {offset}) % {n})"
-        classes = ", ".join(_sql_text(name) for name in self.bad_inputs)
         return (f"CASE WHEN {slot} < {self.bad_rows} "
-                f"THEN [{classes}][1 + {slot} % {len(self.bad_inputs)}] END")
+                f"THEN {_sql_list(self.bad_inputs)}[1 + {slot} % {len(self.bad_inputs)}] END")
 
 
 def generate_landing_zone(

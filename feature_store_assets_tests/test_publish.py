@@ -1,0 +1,67 @@
+"""The analytics file analysts read: published after each successful run, never while a reader is disturbed."""
+
+import hashlib
+import subprocess
+import sys
+import textwrap
+
+import duckdb
+import pytest
+
+from feature_store_assets.cli import main
+
+pytestmark = pytest.mark.e2e
+
+READER = textwrap.dedent(
+    """
+    import sys, duckdb
+    path = sys.argv[1]
+    count = "select count(distinct feature_month) from features.client_features"
+    con = duckdb.connect(path, read_only=True)
+    print(con.execute(count).fetchone()[0], flush=True)
+    sys.stdin.readline()  # the test materializes another month meanwhile
+    print(con.execute(count).fetchone()[0], flush=True)
+    con.close()
+    print(duckdb.connect(path, read_only=True).execute(count).fetchone()[0], flush=True)
+    """
+)
+
+
+def test_reader_in_another_process_is_not_disturbed_and_sees_the_new_month_on_reconnect(feature_store):
+    assert main(["materialize", "--from", "2023-01", "--to", "2023-01"]) == 0
+    analytics = feature_store.settings.analytics
+    reader = subprocess.Popen(
+        [sys.executable, "-c", READER, str(analytics)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert reader.stdout.readline().strip() == "1"
+        assert main(["materialize", "--from", "2023-02", "--to", "2023-02"]) == 0  # not blocked by the open reader
+        out, _ = reader.communicate("go\n", timeout=60)
+    finally:
+        reader.kill()
+    assert out.split() == ["1", "2"]  # the open session kept its snapshot; a new one sees February
+    assert reader.returncode == 0
+
+
+def test_failed_run_leaves_the_published_file_exactly_as_it_was(feature_store):
+    assert main(["materialize", "--from", "2023-01", "--to", "2023-01"]) == 0
+    digest = hashlib.sha256(feature_store.settings.analytics.read_bytes()).hexdigest()
+    (feature_store.raw_dir / "transactions" / "month=2023-02" / "part-0.parquet").write_bytes(b"truncated")
+    assert main(["materialize", "--from", "2023-02", "--to", "2023-02"]) == 1
+    assert hashlib.sha256(feature_store.settings.analytics.read_bytes()).hexdigest() == digest
+    assert not list(feature_store.settings.analytics.parent.glob(".*.publishing"))
+
+
+def test_published_tables_carry_the_warehouse_rows_and_column_docs(feature_store):
+    assert main(["materialize", "--from", "2023-01", "--to", "2023-02"]) == 0
+    with duckdb.connect(str(feature_store.settings.analytics), read_only=True) as con:
+        tables = {f"{s}.{t}" for s, t in con.execute("select schema_name, table_name from duckdb_tables()").fetchall()}
+        comment = con.execute(
+            "select comment from duckdb_columns() where table_name = 'client_features' and column_name = 'hd_revenue_share_12m'"
+        ).fetchone()[0]
+        published_rows = con.execute("select count(*) from features.client_features").fetchone()[0]
+    assert {"features.client_features", "aggregation.client_monthly_financials", "quality.rejected_rows",
+            "reference.zip_income", "reference.client_zip_income"} <= tables
+    assert not any(t.startswith("filtered.") for t in tables)
+    assert comment == "hd_revenue_12m / total_revenue_12m; NULL when total_revenue_12m <= 0"
+    assert published_rows == feature_store.scalar("select count(*) from features.client_features") > 0
