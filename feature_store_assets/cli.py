@@ -72,7 +72,26 @@ def materialize_months(
             if assets_def.is_executable
         }
         raise MaterializationFailed(_failure_report(result, assets_by_step))
+    for line in failed_checks(result):  # warnings only: an ERROR would have failed the run
+        print(f"warning: {line}", file=sys.stderr)
     return result
+
+
+def failed_checks(result: dg.ExecuteInProcessResult) -> list[str]:
+    """Each failed asset check as `asset check (SEVERITY): what failed`, with its partition range."""
+    months = result.dagster_run.tags.get("dagster/asset_partition_range_start", "")[:7]
+    lines = []
+    for evaluation in result.get_asset_check_evaluations():
+        if not evaluation.passed:
+            description = evaluation.description or ", ".join(
+                f"{key}={getattr(value, 'value', value)}" for key, value in evaluation.metadata.items()
+                if key in ("failed_months", "top_offenders", "most_drifted", "failures")
+            )
+            lines.append(
+                f"{evaluation.asset_key.to_user_string()} check {evaluation.check_name} "
+                f"({evaluation.severity.value}, run from {months}): {description}"
+            )
+    return lines
 
 
 def _failure_report(result: dg.ExecuteInProcessResult, assets_by_step: dict[str, set[dg.AssetKey]]) -> str:
@@ -86,6 +105,7 @@ def _failure_report(result: dg.ExecuteInProcessResult, assets_by_step: dict[str,
             # a dbt step holds many assets: its error names the failing model
             named = assets[0] if len(assets) == 1 else f"step {event.step_key}"
             lines.append(f"{named} failed: {message}" + (f"\n  caused by: {cause}" if cause else ""))
+    lines += [f"failed check: {line}" for line in failed_checks(result)]
     return "\n".join(lines) or "the run failed before any step ran"
 
 

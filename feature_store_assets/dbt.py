@@ -18,7 +18,7 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
 from filelock import FileLock
 
-from feature_store_assets.landing_zone import contract_from_manifest, validate_landing_zone
+from feature_store_assets.landing_zone import contract_from_manifest, landed_rows, validate_landing_zone
 from feature_store_assets.months import (
     FEATURE_LOOKBACK_MONTHS,
     add_months,
@@ -29,7 +29,12 @@ from feature_store_assets.months import (
     parse_month,
 )
 from feature_store_assets.resources import WAREHOUSE_POOL, FeatureStoreResource
-from feature_store_assets.warehouse import materialized_months, record_materialized_months, rows_per_month
+from feature_store_assets.warehouse import (
+    materialized_months,
+    record_materialized_months,
+    rejected_rows_by_table,
+    rows_per_month,
+)
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_subproject"
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR)
@@ -86,6 +91,11 @@ class LayerTranslator(DagsterDbtTranslator):
             return dg.TimeWindowPartitionMapping(
                 start_offset=-FEATURE_LOOKBACK_MONTHS, end_offset=0, allow_nonexistent_upstream_partitions=True
             )
+        # Mart month M reads its lookback window (at most 12 months) of aggregates and, for product affinity, in-clinic lines.
+        if _layer(dbt_resource_props) == "marts" and _layer(dbt_parent_resource_props) in ("aggregation", "filter"):
+            return dg.TimeWindowPartitionMapping(
+                start_offset=-FEATURE_LOOKBACK_MONTHS, end_offset=0, allow_nonexistent_upstream_partitions=True
+            )
         return None
 
 
@@ -98,6 +108,50 @@ def monthly_models_by_name(manifest: Mapping[str, Any]) -> dict[str, Mapping[str
         and "monthly" in node["tags"]
         and node["config"]["materialized"] == "incremental"
     }
+
+
+def _relation(node: Mapping[str, Any]) -> str:
+    return f"{node['schema']}.{node['name']}"
+
+
+# The landing-zone table each filter model keeps rows of.
+FILTER_SOURCES = {"inclinic_transactions": "transactions_inclinic", "hd_orders": "transactions", "web_sessions": "web_sessions"}
+
+
+def materialization_row_metadata(
+    settings, manifest: Mapping[str, Any], built: dict[str, dict[date, int]], months: list[date]
+) -> dict[str, dict[str, Any]]:
+    """Rows in, rows out and rows rejected of each built model over the run's months, as numeric metadata.
+
+    Rows in: landed rows of its landing-zone table for filter models, else its monthly parents' rows.
+    """
+    landed = {
+        table: sum(landed_rows(settings.raw_dir, table, month) for month in months) for table in FILTER_SOURCES.values()
+    }
+    rejected = rejected_rows_by_table(settings.warehouse, months) if "rejected_rows" in built else {}
+    metadata = {}
+    for name, by_month in built.items():
+        node = manifest["nodes"][f"model.feature_store.{name}"]
+        parents = [
+            manifest["nodes"][parent]["name"] for parent in node["depends_on"]["nodes"] if parent.startswith("model.")
+        ]
+        if name in FILTER_SOURCES:
+            rows_in = landed[FILTER_SOURCES[name]]
+        elif name == "rejected_rows":
+            rows_in = sum(landed.values())
+        else:
+            rows_in = sum(sum(built.get(parent, {}).values()) for parent in parents)
+        entry: dict[str, Any] = {
+            "rows_out": sum(by_month.values()),
+            "rows_in": rows_in,
+            "rows_by_month": dg.MetadataValue.json({m.isoformat()[:7]: n for m, n in by_month.items()}),
+        }
+        if name in FILTER_SOURCES:
+            entry["rows_rejected"] = rejected.get(FILTER_SOURCES[name], 0)
+        if len(months) == 1:  # one partition: Dagster plots it over partitions
+            entry["dagster/row_count"] = entry["rows_out"]
+        metadata[name] = entry
+    return metadata
 
 
 class MissingUpstreamMonths(dg.Failure):
@@ -154,21 +208,34 @@ def build_dbt_assets(partitions_def: dg.TimeWindowPartitionsDefinition) -> list[
 
         # dbt runs in its project folder: hand it the settings as absolute paths.
         os.environ.update(settings.as_env())
+        # dbt holds the warehouse's write lock while it builds: collect its events, count rows once it is done
+        events, failure = [], None
         # each invocation gets its own target folder; remove it afterwards so runs leave no litter
         with tempfile.TemporaryDirectory(dir=dbt_project.project_dir / "target", prefix="run-") as target:
-            yield from dbt.cli(
-                ["build", "--exclude-resource-type", "unit_test", "--vars", json.dumps(dbt_vars(first, last))],
-                target_path=Path(target),
-                context=context,
-            ).stream()
+            try:
+                events = list(
+                    dbt.cli(
+                        ["build", "--exclude-resource-type", "unit_test", "--vars", json.dumps(dbt_vars(first, last))],
+                        target_path=Path(target),
+                        context=context,
+                    ).stream()
+                )
+            except Exception as error:  # report what dbt did build, then fail the step
+                events, failure = getattr(error, "events", events), error
 
         built = {
-            name: rows_per_month(
-                settings.warehouse, f"{node['schema']}.{node['name']}", node["config"]["unique_key"], months
-            )
+            name: rows_per_month(settings.warehouse, _relation(node), node["config"]["unique_key"], months)
             for name, node in monthly_models.items()
             if name in selected
         }
+        row_metadata = materialization_row_metadata(settings, manifest, built, months)
+        for event in events:
+            if isinstance(event, dg.Output):
+                name = context.asset_key_for_output(event.output_name).path[-1]
+                event = event.with_metadata({**event.metadata, **row_metadata.get(name, {})})
+            yield event
+        if failure is not None:
+            raise failure
         record_materialized_months(settings.warehouse, built, context.run_id)
 
     return [monthly_dbt_models]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 from dagster_dbt import DbtCliResource
 
+from feature_store_assets.checks.quality import build_quality_checks
 from feature_store_assets.dbt import build_dbt_assets, dbt_project
 from feature_store_assets.partitions import monthly_partitions
 from feature_store_assets.publish import analytics_database
@@ -21,6 +22,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     job = monthly_job(partitions_def)
     return dg.Definitions(
         assets=[*landing_zone_specs(partitions_def), zip_income, client_zip_income, *build_dbt_assets(partitions_def), analytics_database],
+        asset_checks=[build_quality_checks()],
         jobs=[job],
         schedules=[monthly_schedule(job)],
         resources={

@@ -64,6 +64,11 @@ def landing_files(raw_dir: Path, table: str, month: date) -> list[Path]:
     return sorted((raw_dir / table / f"month={format_month(month)}").glob("*.parquet"))
 
 
+def landed_rows(raw_dir: Path, table: str, month: date) -> int:
+    """Rows filed under a month folder, from the Parquet footers (no data read)."""
+    return sum(pq.ParquetFile(path).metadata.num_rows for path in landing_files(raw_dir, table, month))
+
+
 def validate_landing_zone(
     raw_dir: Path, months: Iterable[date], contract: Mapping[str, Mapping[str, str]]
 ) -> None:

@@ -81,3 +81,14 @@ def rows_per_month(path: Path, relation: str, month_column: str, months: Iterabl
             ).fetchall()
         )
     return {month: int(found.get(month, 0)) for month in months}
+
+
+def rejected_rows_by_table(path: Path, months: Iterable[date]) -> dict[str, int]:
+    """Rejected rows of the months, per landing-zone table."""
+    with connect(path, read_only=True) as con:
+        return dict(
+            con.execute(
+                "select table_name, count(*) from quality.rejected_rows where list_contains(?, event_month) group by 1",
+                [list(months)],
+            ).fetchall()
+        )

@@ -1,0 +1,315 @@
+"""Quality checks of a run's months, with their numbers, as one Dagster multi-asset check step.
+
+They run after the dbt step (whose dbt tests already stop downstream models
+inside the build) and read the warehouse read-only. ERROR checks are blocking:
+when one fails, the analytics file is not published for the run, so analysts
+keep the previous months exactly as they were.
+Thresholds: defaults in rules.py, overridable per model and column in the dbt
+.yml under `meta.quality`; null-rate expectations come from the column's dbt tests.
+"""
+
+
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import duckdb
+
+from feature_store_assets.checks import rules
+from feature_store_assets.dbt import load_manifest, monthly_models_by_name
+from feature_store_assets.landing_zone import EVENT_TABLES, landed_rows
+from feature_store_assets.months import add_months, format_month, month_range
+from feature_store_assets.resources import FeatureStoreResource
+from feature_store_assets.warehouse import LEDGER, connect, table_exists
+
+FEATURE_MODEL = "client_features"
+REJECTED_MODEL = "rejected_rows"
+FILTER_EVENT_TIMESTAMPS = {"inclinic_transactions": "transaction_ts", "hd_orders": "transaction_ts", "web_sessions": "session_start_ts"}
+# Features compared month over month for drift: every numeric feature column.
+DRIFT_EXCLUDED = {"client_id", "feature_month", "clinic_id", "zip_code", "zip_income_match"}
+DRIFT_SAMPLE_ROWS = 1_000_000
+TOP_OFFENDERS = 5
+
+
+@dataclass(frozen=True)
+class ModelQuality:
+    """What the checks need to know of one month-incremental dbt model, from the manifest."""
+
+    name: str
+    key: dg.AssetKey
+    relation: str
+    month_column: str
+    layer: str
+    quality: Mapping[str, Any]
+    max_null_rates: Mapping[str, float] = field(default_factory=dict)
+    null_conditions: Mapping[str, str] = field(default_factory=dict)
+
+
+def models_from_manifest(manifest: Mapping[str, Any]) -> list[ModelQuality]:
+    """Month-incremental models with their thresholds: not_null tests cap a column's null rate at 0,
+    null_exactly_when tests fix it to the condition's share, and `meta.quality.max_null_rate` caps the rest."""
+    tests_by_model: dict[str, list[Mapping[str, Any]]] = {}
+    for node in manifest["nodes"].values():
+        if node["resource_type"] == "test" and node.get("attached_node"):
+            tests_by_model.setdefault(node["attached_node"], []).append(node)
+    models = []
+    for name, node in sorted(monthly_models_by_name(manifest).items()):
+        max_null_rates = {
+            column: column_node["meta"]["quality"]["max_null_rate"]
+            for column, column_node in node["columns"].items()
+            if "max_null_rate" in column_node.get("meta", {}).get("quality", {})
+        }
+        null_conditions = {}
+        for test in tests_by_model.get(node["unique_id"], []):
+            metadata = test.get("test_metadata") or {}
+            column = metadata.get("kwargs", {}).get("column_name")
+            if metadata.get("name") in ("not_null_in_window", "not_null") and column:
+                max_null_rates.setdefault(column, 0.0)
+            elif metadata.get("name") == "null_exactly_when_in_window" and column:
+                null_conditions[column] = metadata["kwargs"]["condition"]
+        models.append(
+            ModelQuality(
+                name=name,
+                key=dg.AssetKey([node["schema"], name]),
+                relation=f"{node['schema']}.{name}",
+                month_column=node["config"]["unique_key"],
+                layer=node["fqn"][1],
+                quality=node.get("meta", {}).get("quality", {}),
+                max_null_rates=max_null_rates,
+                null_conditions=null_conditions,
+            )
+        )
+    return models
+
+
+def _result(model: ModelQuality, check: str, verdicts: Mapping[date, rules.Verdict], severity=dg.AssetCheckSeverity.ERROR, extra: dict | None = None) -> dg.AssetCheckResult:
+    failed = {month: v for month, v in verdicts.items() if not v.passed}
+    metadata: dict[str, Any] = {
+        f"{format_month(month)}": dg.MetadataValue.json(v.metadata | {"summary": v.summary}) for month, v in verdicts.items()
+    }
+    if len(verdicts) == 1:  # a single month: flat numbers Dagster plots over partitions
+        (verdict,) = verdicts.values()
+        metadata |= {k: v for k, v in verdict.metadata.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    metadata["failed_months"] = ", ".join(format_month(m) for m in sorted(failed)) or "none"
+    metadata |= extra or {}
+    return dg.AssetCheckResult(
+        asset_key=model.key, check_name=check, passed=not failed, severity=severity, metadata=metadata,
+        description="; ".join(f"{format_month(m)}: {v.summary}" for m, v in sorted(failed.items())) or None,
+    )
+
+
+def row_count_results(con: duckdb.DuckDBPyConnection, models: Iterable[ModelQuality], months: list[date]) -> list[dg.AssetCheckResult]:
+    results = []
+    for model in models:
+        tolerance = model.quality.get("row_count_tolerance", rules.DEFAULT_ROW_COUNT_TOLERANCE)
+        lookback = model.quality.get("row_count_lookback", rules.DEFAULT_ROW_COUNT_LOOKBACK)
+        history = dict(con.execute(f"select month, row_count from {LEDGER} where model = ? order by month", [model.name]).fetchall())
+        verdicts = {}
+        for month in months:
+            previous = [count for m, count in sorted(history.items()) if m < month][-lookback:]
+            verdicts[month] = rules.row_count_verdict(history.get(month, 0), previous, tolerance)
+        results.append(_result(model, "row_count", verdicts))
+    return results
+
+
+def null_rate_results(con: duckdb.DuckDBPyConnection, models: Iterable[ModelQuality], months: list[date]) -> list[dg.AssetCheckResult]:
+    results = []
+    for model in models:
+        columns = [row[0] for row in con.execute(f"select column_name from (describe {model.relation})").fetchall()]
+        counted = ", ".join(f'count("{c}")' for c in columns)
+        conditions = ", ".join(f"count(*) filter (where {cond})" for cond in model.null_conditions.values()) or "0"
+        rows = con.execute(
+            f"select {model.month_column}, count(*), {counted}, {conditions} from {model.relation} "
+            f"where list_contains(?, {model.month_column}) group by 1",
+            [months],
+        ).fetchall()
+        by_month = {row[0]: row for row in rows}
+        verdicts, offenders = {}, []
+        for month in months:
+            row = by_month.get(month)
+            total = row[1] if row else 0
+            non_null = dict(zip(columns, row[2 : 2 + len(columns)])) if row else {c: 0 for c in columns}
+            condition_counts = dict(zip(model.null_conditions, row[2 + len(columns):])) if row else {}
+            column_verdicts = []
+            for column in columns:
+                expected = condition_counts[column] / total if column in model.null_conditions and total else None
+                column_verdicts.append(
+                    rules.null_rate_verdict(column, total - non_null[column], total, model.max_null_rates.get(column), expected)
+                )
+            failing = [v for v in column_verdicts if not v.passed]
+            offenders += [v.summary for v in failing]
+            rates = {v.metadata["column"]: round(v.metadata["null_rate"], 6) for v in column_verdicts}
+            verdicts[month] = rules.Verdict(
+                passed=not failing,
+                summary="; ".join(v.summary for v in failing) or f"{len(columns)} columns within thresholds",
+                metadata={"rows": total, "null_rates": rates, "max_null_rates": dict(model.max_null_rates),
+                          "null_exactly_when": dict(model.null_conditions)},
+            )
+        results.append(_result(model, "null_rates", verdicts, extra={"top_offenders": ", ".join(offenders[:TOP_OFFENDERS]) or "none"}))
+    return results
+
+
+def rejected_rate_result(con: duckdb.DuckDBPyConnection, model: ModelQuality, months: list[date], raw_dir: Path) -> dg.AssetCheckResult:
+    warn = model.quality.get("rejected_warn_rate", rules.DEFAULT_REJECTED_WARN_RATE)
+    error = model.quality.get("rejected_error_rate", rules.DEFAULT_REJECTED_ERROR_RATE)
+    rejected = con.execute(
+        f"select event_month, table_name, reason, count(*) from {model.relation} "
+        "where list_contains(?, event_month) group by all", [months]
+    ).fetchall()
+    verdicts, worst = {}, None
+    for month in months:
+        rates = {}
+        for table in EVENT_TABLES:
+            landed = landed_rows(raw_dir, table, month)
+            for m, t, reason, count in rejected:
+                if m == month and t == table:
+                    rates[f"{table}/{reason}"] = count / landed if landed else 1.0
+        severities = {key: rules.rejection_severity(rate, warn, error) for key, rate in rates.items()}
+        flagged = {k: s for k, s in severities.items() if s}
+        for severity in flagged.values():
+            worst = "ERROR" if "ERROR" in (worst, severity) else "WARN"
+        verdicts[month] = rules.Verdict(
+            passed=not flagged,
+            summary=", ".join(f"{k} {rates[k]:.2%} ({s})" for k, s in sorted(flagged.items())) or "rejection rates acceptable",
+            metadata={"rejected_rate": {k: round(v, 6) for k, v in sorted(rates.items())}, "warn_above": warn, "error_above": error},
+        )
+    severity = dg.AssetCheckSeverity.ERROR if worst == "ERROR" else dg.AssetCheckSeverity.WARN
+    return _result(model, "rejected_row_rate", verdicts, severity=severity)
+
+
+def point_in_time_results(con: duckdb.DuckDBPyConnection, models: Mapping[str, ModelQuality], months: list[date]) -> list[dg.AssetCheckResult]:
+    """No event at or after E feeds month M: filter rows sit inside their month; feature recency and tenure are not negative."""
+    results = []
+    for name, ts_column in FILTER_EVENT_TIMESTAMPS.items():
+        if name not in models:
+            continue
+        model = models[name]
+        verdicts = {}
+        for month in months:
+            outside = con.execute(
+                f"select count(*) from {model.relation} where event_month = ? and ({ts_column} < ? or {ts_column} >= ?)",
+                [month, month, add_months(month, 1)],
+            ).fetchone()[0]
+            verdicts[month] = rules.Verdict(outside == 0, f"{outside} rows outside their month", {"rows_outside_month": outside})
+        results.append(_result(model, "point_in_time", verdicts))
+    if FEATURE_MODEL in models:
+        model = models[FEATURE_MODEL]
+        verdicts = {}
+        for month in months:
+            future, = con.execute(
+                f"select count(*) from {model.relation} where feature_month = ? and (days_since_last_purchase < 0 or tenure_days < 1)",
+                [month],
+            ).fetchone()
+            verdicts[month] = rules.Verdict(future == 0, f"{future} rows see events at or after E", {"rows_seeing_the_future": future})
+        results.append(_result(model, "point_in_time", verdicts))
+    return results
+
+
+def eligibility_result(con: duckdb.DuckDBPyConnection, model: ModelQuality, months: list[date]) -> dg.AssetCheckResult:
+    """Every featured client exists, belongs to a complete clinic and was created before E."""
+    verdicts = {}
+    for month in months:
+        offenders = [row[0] for row in con.execute(
+            f"select f.client_id from {model.relation} f left join filtered.integrated_clients c using (client_id) "
+            "where f.feature_month = ? and (c.client_id is null or c.created_at >= ? or c.clinic_id != f.clinic_id) "
+            "order by 1 limit 1000",
+            [month, add_months(month, 1)],
+        ).fetchall()]
+        verdicts[month] = rules.Verdict(
+            not offenders, f"{len(offenders)} featured clients not eligible",
+            {"ineligible_clients": len(offenders), "sample_client_ids": offenders[:TOP_OFFENDERS]},
+        )
+    return _result(model, "eligible_clients_only", verdicts)
+
+
+def drift_result(con: duckdb.DuckDBPyConnection, model: ModelQuality, months: list[date]) -> dg.AssetCheckResult:
+    """Population stability index of each numeric feature, month M against M-1; a WARN, never blocking."""
+    threshold = model.quality.get("psi_warn", rules.DEFAULT_PSI_WARN)
+    features = [
+        name for name, dtype in con.execute(f"select column_name, column_type from (describe {model.relation})").fetchall()
+        if name not in DRIFT_EXCLUDED and dtype in ("DOUBLE", "INTEGER", "BIGINT")
+    ]
+    verdicts = {}
+    for month in months:
+        previous = add_months(month, -1)
+        sample = f"select {', '.join(features)} from {model.relation} where feature_month = ? using sample {DRIFT_SAMPLE_ROWS} rows (reservoir, 42)"
+        before = con.execute(sample, [previous]).fetchnumpy()
+        after = con.execute(sample, [month]).fetchnumpy()
+        if len(before[features[0]]) == 0:
+            verdicts[month] = rules.Verdict(True, "no previous month to compare with", {})
+            continue
+        psi = {f: rules.population_stability_index(_floats(before[f]), _floats(after[f])) for f in features}
+        drifted = sorted((f for f in psi if psi[f] > threshold), key=psi.get, reverse=True)
+        top = sorted(psi, key=psi.get, reverse=True)[:TOP_OFFENDERS]
+        verdicts[month] = rules.Verdict(
+            not drifted,
+            ", ".join(f"{f} PSI {psi[f]:.3f}" for f in drifted[:TOP_OFFENDERS]) or "no feature drifted",
+            {"psi": {f: round(v, 5) for f, v in psi.items()}, "psi_warn_above": threshold,
+             "most_drifted": [f"{f} {psi[f]:.3f}" for f in top], "max_psi": round(max(psi.values()), 5)},
+        )
+    return _result(model, "feature_drift", verdicts, severity=dg.AssetCheckSeverity.WARN)
+
+
+def _floats(values):
+    import numpy as np
+
+    return np.ma.filled(np.ma.asarray(values, dtype="float64"), np.nan) if np.ma.isMaskedArray(values) else np.asarray(values, dtype="float64")
+
+
+def check_specs(models: list[ModelQuality]) -> list[dg.AssetCheckSpec]:
+    specs = []
+    for model in models:
+        specs.append(dg.AssetCheckSpec("row_count", asset=model.key, blocking=True,
+                                       description="Rows of each run month: non-zero and within tolerance of the trailing months' median."))
+        specs.append(dg.AssetCheckSpec("null_rates", asset=model.key, blocking=True,
+                                       description="Null rate of every column against its threshold from the dbt .yml."))
+        if model.name in FILTER_EVENT_TIMESTAMPS or model.name == FEATURE_MODEL:
+            specs.append(dg.AssetCheckSpec("point_in_time", asset=model.key, blocking=True,
+                                           description="No event at or after E (the first day of M+1) contributes to month M."))
+        if model.name == REJECTED_MODEL:
+            specs.append(dg.AssetCheckSpec("rejected_row_rate", asset=model.key, blocking=True,
+                                           description="Rejected rows per landed rows, by table and reason: WARN above 1%, ERROR above 10%."))
+        if model.name == FEATURE_MODEL:
+            specs.append(dg.AssetCheckSpec("eligible_clients_only", asset=model.key, blocking=True,
+                                           description="Every featured client exists, belongs to a complete clinic and was created before E."))
+            specs.append(dg.AssetCheckSpec("feature_drift", asset=model.key,
+                                           description="Population stability index of each feature against the previous month (WARN)."))
+    return specs
+
+
+def build_quality_checks() -> dg.AssetChecksDefinition:
+    models = models_from_manifest(load_manifest())
+
+    @dg.multi_asset_check(specs=check_specs(models), name="quality_checks", can_subset=True)
+    def quality_checks(context: dg.AssetCheckExecutionContext, feature_store: FeatureStoreResource):
+        window = context.op_execution_context.partition_time_window
+        months = month_range(window.start.date(), add_months(window.end.date(), -1))
+        selected = {(key.asset_key, key.name) for key in context.selected_asset_check_keys}
+        settings = feature_store.settings
+        checked_keys = {asset_key for asset_key, _ in selected}
+        with connect(settings.warehouse, read_only=True) as con:
+            if not table_exists(con, "quality", "materialized_months"):
+                raise dg.Failure("No month has been materialized yet: run the monthly job first.")
+            present = [m for m in models if m.key in checked_keys and table_exists(con, *m.relation.split("."))]
+            present_by_name = {m.name: m for m in present}
+            results = row_count_results(con, present, months) + null_rate_results(con, present, months)
+            results += point_in_time_results(con, present_by_name, months)
+            if REJECTED_MODEL in present_by_name:
+                results.append(rejected_rate_result(con, present_by_name[REJECTED_MODEL], months, settings.raw_dir))
+            if FEATURE_MODEL in present_by_name:
+                results.append(eligibility_result(con, present_by_name[FEATURE_MODEL], months))
+                results.append(drift_result(con, present_by_name[FEATURE_MODEL], months))
+        missing = {key for key, _ in selected} - {m.key for m in present}
+        for result in results:
+            if (result.asset_key, result.check_name) in selected:
+                yield result
+        for asset_key, check_name in sorted(selected, key=str):
+            if asset_key in missing:  # dbt should have built it: say so rather than pass silently
+                yield dg.AssetCheckResult(asset_key=asset_key, check_name=check_name, passed=False,
+                                          description=f"{asset_key.to_user_string()} does not exist in the warehouse")
+
+    return quality_checks
