@@ -105,6 +105,8 @@ def _result(model: ModelQuality, check: str, verdicts: Mapping[date, rules.Verdi
 def row_count_results(con: duckdb.DuckDBPyConnection, models: Iterable[ModelQuality], months: list[date]) -> list[dg.AssetCheckResult]:
     results = []
     for model in models:
+        if not model.quality.get("row_count_check", True):
+            continue
         tolerance = model.quality.get("row_count_tolerance", rules.DEFAULT_ROW_COUNT_TOLERANCE)
         lookback = model.quality.get("row_count_lookback", rules.DEFAULT_ROW_COUNT_LOOKBACK)
         history = dict(con.execute(f"select month, row_count from {LEDGER} where model = ? order by month", [model.name]).fetchall())
@@ -263,8 +265,9 @@ def _floats(values):
 def check_specs(models: list[ModelQuality]) -> list[dg.AssetCheckSpec]:
     specs = []
     for model in models:
-        specs.append(dg.AssetCheckSpec("row_count", asset=model.key, blocking=True,
-                                       description="Rows of each run month: non-zero and within tolerance of the trailing months' median."))
+        if model.quality.get("row_count_check", True):
+            specs.append(dg.AssetCheckSpec("row_count", asset=model.key, blocking=True,
+                                           description="Rows of each run month: non-zero and within tolerance of the trailing months' median."))
         specs.append(dg.AssetCheckSpec("null_rates", asset=model.key, blocking=True,
                                        description="Null rate of every column against its threshold from the dbt .yml."))
         if model.name in FILTER_EVENT_TIMESTAMPS or model.name == FEATURE_MODEL:
