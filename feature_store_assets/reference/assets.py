@@ -15,16 +15,36 @@ from feature_store_assets.warehouse import connect
 CLIENT_ZIP_COLUMNS = {"client_id": "bigint", "zip_code": "varchar"}
 
 
-def validated(schema, frame: pd.DataFrame) -> pd.DataFrame:
-    """The frame coerced to its schema; a failure names the schema and shows a sample of failing rows."""
+SCHEMA_CHECK = "pandera_schema"
+
+
+def schema_check_spec(asset_key: list[str]) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(
+        SCHEMA_CHECK, asset=dg.AssetKey(asset_key), blocking=True,
+        description="The DataFrame passes its pandera schema before it is written; failing rows are shown.",
+    )
+
+
+def validated(schema, frame: pd.DataFrame, asset_key: list[str]):
+    """Yield the schema check's result; return the frame coerced to its schema.
+
+    A failure is a failed check whose metadata holds a sample of the failing rows, then a step
+    failure: nothing is written and nothing downstream runs.
+    """
     try:
-        return schema.validate(frame, lazy=True)
+        coerced = schema.validate(frame, lazy=True)
     except pandera.errors.SchemaErrors as error:
         sample = error.failure_cases.head(20).to_string(index=False)
-        raise dg.Failure(
-            description=f"{schema.name} failed its schema checks:\n{sample}",
-            metadata={"failure_cases": dg.MetadataValue.md(f"```\n{sample}\n```")},
-        ) from error
+        yield dg.AssetCheckResult(
+            asset_key=dg.AssetKey(asset_key), check_name=SCHEMA_CHECK, passed=False,
+            metadata={"failing_values": len(error.failure_cases), "failure_cases": dg.MetadataValue.md(f"```\n{sample}\n```")},
+        )
+        raise dg.Failure(description=f"{schema.name} failed its schema checks:\n{sample}") from error
+    yield dg.AssetCheckResult(
+        asset_key=dg.AssetKey(asset_key), check_name=SCHEMA_CHECK, passed=True,
+        metadata={"rows": len(coerced), "columns": len(coerced.columns)},
+    )
+    return coerced
 
 
 def write_table(warehouse, schema: str, table: str, frame: pd.DataFrame) -> None:
@@ -35,20 +55,25 @@ def write_table(warehouse, schema: str, table: str, frame: pd.DataFrame) -> None
         con.execute(f"create or replace table {schema}.{table} as select * from frame")
 
 
+ZIP_INCOME = ["reference", "zip_income"]
+CLIENT_ZIP_INCOME = ["reference", "client_zip_income"]
+
+
 @dg.asset(
-    key=["reference", "zip_income"],
+    key=ZIP_INCOME,
+    check_specs=[schema_check_spec(ZIP_INCOME)],
     group_name="reference",
     pool=WAREHOUSE_POOL,
     kinds={"python", "duckdb"},
     description="Average adjusted gross income per tax return for each ZIP code, from the IRS SOI ZIP code file "
     "(FEATURE_STORE_ZIP_INCOME), with its percent rank among all ZIPs of the file.",
 )
-def zip_income(feature_store: FeatureStoreResource) -> dg.MaterializeResult:
+def zip_income(feature_store: FeatureStoreResource):
     path = feature_store.settings.zip_income
     rows = read_irs_zip_income(path)
-    by_zip = validated(zip_income_schema, zip_income_by_zip(rows, path))
+    by_zip = yield from validated(zip_income_schema, zip_income_by_zip(rows, path), ZIP_INCOME)
     write_table(feature_store.settings.warehouse, "reference", "zip_income", by_zip)
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
         metadata={
             "source_file": str(path),
             "source_rows": len(rows),
@@ -60,7 +85,8 @@ def zip_income(feature_store: FeatureStoreResource) -> dg.MaterializeResult:
 
 
 @dg.asset(
-    key=["reference", "client_zip_income"],
+    key=CLIENT_ZIP_INCOME,
+    check_specs=[schema_check_spec(CLIENT_ZIP_INCOME)],
     group_name="reference",
     deps=[zip_income, dg.AssetKey(["landing_zone", "clients"])],
     pool=WAREHOUSE_POOL,
@@ -68,7 +94,7 @@ def zip_income(feature_store: FeatureStoreResource) -> dg.MaterializeResult:
     description="Each client's ZIP code normalized (ZIP+4 cut, lost leading zeros restored), its match status "
     "against the ZIP income source and the ZIP's average AGI and percent rank.",
 )
-def client_zip_income(feature_store: FeatureStoreResource) -> dg.MaterializeResult:
+def client_zip_income(feature_store: FeatureStoreResource):
     settings = feature_store.settings
     clients_file = settings.raw_dir / "clients.parquet"
     problems = file_problems(clients_file, CLIENT_ZIP_COLUMNS) if clients_file.exists() else [f"{clients_file}: file not found"]
@@ -81,10 +107,10 @@ def client_zip_income(feature_store: FeatureStoreResource) -> dg.MaterializeResu
             [str(clients_file)],
         ).df()
         source = con.execute("select zip_code, avg_agi, avg_agi_pctl from reference.zip_income").df()
-    matched = validated(client_zip_income_schema, match_client_zips(clients, source))
+    matched = yield from validated(client_zip_income_schema, match_client_zips(clients, source), CLIENT_ZIP_INCOME)
     write_table(settings.warehouse, "reference", "client_zip_income", matched)
     counts = matched["zip_income_match"].value_counts()
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(matched),
             **{f"clients_{status}": int(counts.get(status, 0)) for status in ("matched", "not_in_source", "invalid_zip", "missing_zip")},

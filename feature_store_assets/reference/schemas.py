@@ -9,7 +9,7 @@ ZIP_CODE = r"^\d{5}$"
 zip_income_schema = pa.DataFrameSchema(
     {
         "zip_code": pa.Column(str, pa.Check.str_matches(ZIP_CODE), unique=True),
-        "state": pa.Column(str, nullable=True),
+        "state": pa.Column(str, pa.Check.str_matches(r"^[A-Z]{2}$"), nullable=True),
         "n_returns": pa.Column(float, pa.Check.gt(0)),
         "agi_thousands": pa.Column(float),
         "avg_agi": pa.Column(float),
