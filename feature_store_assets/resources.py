@@ -18,6 +18,7 @@ class FeatureStoreResource(dg.ConfigurableResource):
     zip_income: str
     start_month: str
     analytics: str
+    quality_mode: str = "enforce"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> FeatureStoreResource:
@@ -27,6 +28,7 @@ class FeatureStoreResource(dg.ConfigurableResource):
             zip_income=str(settings.zip_income),
             start_month=settings.start_month,
             analytics=str(settings.analytics),
+            quality_mode=settings.quality_mode,
         )
 
     @property
@@ -38,5 +40,6 @@ class FeatureStoreResource(dg.ConfigurableResource):
                 "FEATURE_STORE_ZIP_INCOME": self.zip_income,
                 "FEATURE_STORE_START_MONTH": self.start_month,
                 "FEATURE_STORE_ANALYTICS": self.analytics,
+                "FEATURE_STORE_QUALITY_MODE": self.quality_mode,
             }
         )

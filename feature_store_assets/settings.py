@@ -25,6 +25,9 @@ DEFAULTS = {
 }
 
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+# Beyond the contract: `warn` reports the quality checks' failures without blocking publishing,
+# for onboarding a new landing zone whose volumes and rejection rates are not known yet.
+QUALITY_MODES = ("enforce", "warn")
 
 
 class ConfigurationError(ValueError):
@@ -38,6 +41,7 @@ class Settings:
     zip_income: Path
     start_month: str  # YYYY-MM
     analytics: Path
+    quality_mode: str = "enforce"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Settings:
@@ -53,12 +57,16 @@ class Settings:
             raise ConfigurationError(
                 f"FEATURE_STORE_START_MONTH must be YYYY-MM, got {start_month!r}"
             )
+        quality_mode = env.get("FEATURE_STORE_QUALITY_MODE") or "enforce"
+        if quality_mode not in QUALITY_MODES:
+            raise ConfigurationError(f"FEATURE_STORE_QUALITY_MODE must be one of {QUALITY_MODES}, got {quality_mode!r}")
         return cls(
             raw_dir=path("FEATURE_STORE_RAW_DIR"),
             warehouse=path("FEATURE_STORE_WAREHOUSE"),
             zip_income=path("FEATURE_STORE_ZIP_INCOME"),
             start_month=start_month,
             analytics=path("FEATURE_STORE_ANALYTICS"),
+            quality_mode=quality_mode,
         )
 
     @property
@@ -74,4 +82,5 @@ class Settings:
             "FEATURE_STORE_ZIP_INCOME": str(self.zip_income),
             "FEATURE_STORE_START_MONTH": self.start_month,
             "FEATURE_STORE_ANALYTICS": str(self.analytics),
+            "FEATURE_STORE_QUALITY_MODE": self.quality_mode,
         }

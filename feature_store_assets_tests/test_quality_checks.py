@@ -112,3 +112,12 @@ def test_guards_against_pipeline_bugs_catch_a_tampered_snapshot(two_good_months,
     assert not broken[("filtered/web_sessions", "point_in_time")].passed
     assert broken[("filtered/web_sessions", "point_in_time")].metadata["rows_outside_month"].value == 1
     assert not ineligible.passed and 999999999 in ineligible.metadata["2023-02"].value["sample_client_ids"]
+
+
+def test_warn_mode_reports_the_same_failures_without_blocking(two_good_months, monkeypatch, capsys):
+    store = two_good_months
+    rewrite_month_file(store.raw_dir, "transactions_inclinic", "2023-03", "select * from landed where transaction_id % 3 = 0")
+    monkeypatch.setenv("FEATURE_STORE_QUALITY_MODE", "warn")
+    assert main(["materialize", "--from", "2023-03", "--to", "2023-03"]) == 0
+    assert "filtered/inclinic_transactions check row_count (WARN" in capsys.readouterr().err
+    assert published_months(store) == ["2023-01", "2023-02", "2023-03"]

@@ -29,3 +29,10 @@ def test_environment_overrides_and_absolute_paths_for_dbt(tmp_path):
 def test_bad_start_month_is_named():
     with pytest.raises(ConfigurationError, match="2023-1'"):
         Settings.from_env({"FEATURE_STORE_START_MONTH": "2023-1"})
+
+
+def test_quality_mode_defaults_to_enforce_and_rejects_unknown_modes():
+    assert Settings.from_env({}).quality_mode == "enforce"
+    assert Settings.from_env({"FEATURE_STORE_QUALITY_MODE": "warn"}).as_env()["FEATURE_STORE_QUALITY_MODE"] == "warn"
+    with pytest.raises(ConfigurationError, match="'lenient'"):
+        Settings.from_env({"FEATURE_STORE_QUALITY_MODE": "lenient"})

@@ -307,6 +307,8 @@ def build_quality_checks() -> dg.AssetChecksDefinition:
                 results.append(eligibility_result(con, present_by_name[FEATURE_MODEL], months))
                 results.append(drift_result(con, present_by_name[FEATURE_MODEL], months))
         missing = {key for key, _ in selected} - {m.key for m in present}
+        if settings.quality_mode == "warn":  # report, never block (FEATURE_STORE_QUALITY_MODE)
+            results = [r._replace(severity=dg.AssetCheckSeverity.WARN) for r in results]
         for result in results:
             if (result.asset_key, result.check_name) in selected:
                 yield result
