@@ -1,0 +1,68 @@
+{# Rules shared by the analytical marts and the clinic features (docs/marts.md). Thresholds are vars with defaults in dbt_project.yml. #}
+
+{# Months in the marts' lookback window, M-n+1..M. At most 12: Dagster maps a mart month to 12 months of upstream partitions. #}
+{% macro marts_lookback_months() -%}
+    {%- set months = var('marts_lookback_months') | int -%}
+    {%- if months < 1 or months > 12 -%}
+        {{ exceptions.raise_compiler_error("marts_lookback_months must be between 1 and 12, got " ~ var('marts_lookback_months')) }}
+    {%- endif -%}
+    {{ return(months) }}
+{%- endmacro %}
+
+{# The first aggregation month a run over [min_date, max_date) reads for windows of `months` months: none before the start month. #}
+{% macro window_history_start(months) -%}
+    {#- ISO dates compare as strings. -#}
+    {{ return([shift_month(var('min_date'), 1 - months), start_month()] | max) }}
+{%- endmacro %}
+
+{# A client's status from the days since its last purchase: active, at_risk or churned; null when it never purchased. #}
+{% macro client_status(days_since_last_purchase) -%}
+    case
+        when {{ days_since_last_purchase }} is null then null
+        when {{ days_since_last_purchase }} <= {{ var('client_active_days') }} then 'active'
+        when {{ days_since_last_purchase }} <= {{ var('client_churn_days') }} then 'at_risk'
+        else 'churned'
+    end
+{%- endmacro %}
+
+{#
+  An RFM score from 1 to 5: 1 + floor(5 x (rows of the partition with a strictly worse
+  value) / (rows of the partition)). Ties share the lower score; with n rows and no ties
+  each score holds a fifth of them. `better` says which direction is better.
+#}
+{% macro quintile_score(value, partition_by, better='higher') -%}
+    cast(1 + floor(
+        5 * (rank() over (partition by {{ partition_by }} order by {{ value }} {{ 'asc' if better == 'higher' else 'desc' }}) - 1)
+        / cast(count(*) over (partition by {{ partition_by }}) as double)
+    ) as integer)
+{%- endmacro %}
+
+{# A month as a running count of months (year x 12 + month), so months between two dates is a difference. #}
+{% macro month_index(date_expr) -%}
+    {{ return(adapter.dispatch('month_index', 'feature_store')(date_expr)) }}
+{%- endmacro %}
+{% macro default__month_index(date_expr) -%}
+    (cast(extract(year from {{ date_expr }}) as integer) * 12 + cast(extract(month from {{ date_expr }}) as integer))
+{%- endmacro %}
+
+{#
+  Each client's purchases and revenue in the lookback window of every month of the run,
+  from the monthly financials: the body of a CTE, next to a `feature_months` CTE. A
+  purchase is an in-clinic visit (a date with a line of revenue > 0) or a completed HD order.
+#}
+{% macro client_lookback_financials(lookback) -%}
+    select
+        feature_months.feature_month,
+        financials.client_id,
+        sum(financials.inclinic_revenue) as inclinic_revenue,
+        sum(financials.hd_revenue) as hd_revenue,
+        sum(financials.inclinic_visits) as inclinic_visits,
+        sum(financials.hd_orders) as hd_orders
+    from {{ ref('client_monthly_financials') }} as financials
+    inner join feature_months
+        on financials.activity_month >= {{ add_months('feature_months.feature_month', 1 - lookback) }}
+        and financials.activity_month <= feature_months.feature_month
+    where financials.activity_month >= {{ date_literal(window_history_start(lookback)) }}
+        and financials.activity_month < {{ date_literal(var('max_date')) }}
+    group by feature_months.feature_month, financials.client_id
+{%- endmacro %}
