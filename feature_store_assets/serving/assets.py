@@ -1,0 +1,39 @@
+"""The `features.feature_catalog` asset: the catalog written to the warehouse, so publishing copies it.
+
+Kept apart from catalog.py so that serving processes read the catalog without importing Dagster.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import dagster as dg
+
+from feature_store_assets.dbt import load_manifest
+from feature_store_assets.resources import WAREHOUSE_POOL, FeatureStoreResource
+from feature_store_assets.serving.catalog import feature_definitions, with_availability, write_catalog
+from feature_store_assets.warehouse import connect
+
+
+@dg.asset(
+    key=["features", "feature_catalog"],
+    group_name="features",
+    deps=[dg.AssetKey(["features", "client_features"])],
+    pool=WAREHOUSE_POOL,
+    kinds={"duckdb"},
+    description="One row per feature of client_features: description, data type, window, lineage, owner, tags "
+    "and leakage risk from the dbt yml; first and last month available and the latest null rate from the data.",
+)
+def feature_catalog(feature_store: FeatureStoreResource) -> dg.MaterializeResult:
+    definitions = feature_definitions(load_manifest())
+    with connect(feature_store.settings.warehouse) as con:
+        features = with_availability(definitions, con)
+        write_catalog(con, features, built_at=datetime.now())
+    latest = features[0].latest_month if features else None
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(features),
+            "latest_month": latest.isoformat() if latest else "none",
+            "features_without_values": ", ".join(f.name for f in features if f.last_month is None) or "none",
+        }
+    )

@@ -1,0 +1,128 @@
+"""The feature catalog: what the dbt yml declares, plus availability computed from the published data."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from feature_store_assets.dbt import DBT_PROJECT_DIR, load_manifest
+from feature_store_assets.serving.catalog import NOT_FEATURES, FeatureCatalog, feature_definitions, load_catalog
+from feature_store_assets.serving.published import UnknownFeatures
+from feature_store_assets_tests.serving_support import analytics_query, published_store
+
+YML = DBT_PROJECT_DIR / "models" / "features" / "client_features.yml"
+RISKS = {"low", "medium", "high"}
+WINDOWS = {"1m", "3m", "12m", "all", "static"}
+LANDING_TABLES = {"clients", "transactions_inclinic", "transactions", "web_sessions", "zip_income"}
+# one worker for the module: its module-scoped materialization runs once
+pytestmark = pytest.mark.xdist_group("serving_catalog")
+
+
+@pytest.fixture(scope="module")
+def yml_columns() -> dict[str, dict]:
+    model = yaml.safe_load(YML.read_text())["models"][0]
+    return {column["name"]: column for column in model["columns"]}
+
+
+@pytest.fixture(scope="module")
+def definitions():
+    return feature_definitions(load_manifest())
+
+
+def test_one_entry_per_feature_column_in_yml_order(definitions, yml_columns):
+    assert [f.name for f in definitions] == [name for name in yml_columns if name not in NOT_FEATURES]
+    assert len(definitions) == 31
+    assert "clinic_id" not in {f.name for f in definitions}  # an identifier, not a feature
+
+
+def test_entries_carry_the_yml_definitions_word_for_word(definitions, yml_columns):
+    for feature in definitions:
+        column = yml_columns[feature.name]
+        meta = column["meta"]["feature"]
+        assert feature.description == column["description"]
+        assert feature.data_type == column["data_type"]
+        assert feature.window == meta["window"] and feature.window in WINDOWS
+        assert list(feature.source_columns) == meta["derived_from"]
+        assert list(feature.tags) == meta["tags"] and feature.tags
+        assert feature.leakage_risk == meta["leakage_risk"] and feature.leakage_risk in RISKS
+        assert feature.leakage_note == meta["leakage_note"]
+        assert feature.owner == "feature-store" and feature.entity == "client_id"
+        assert set(feature.source_tables) <= LANDING_TABLES
+
+
+def test_unversioned_zip_features_are_flagged_as_leakage_risks(definitions):
+    risky = {f.name for f in definitions if f.leakage_risk != "low"}
+    assert risky == {"zip_code", "zip_income_match", "zip_avg_agi", "zip_avg_agi_pctl"}
+
+
+def test_search_by_text_tag_and_source(definitions):
+    catalog = FeatureCatalog(definitions)
+    assert [f.name for f in catalog.search(tag="web")] == ["web_sessions_3m", "web_orders_3m", "web_conversion_rate_3m"]
+    assert {f.name for f in catalog.search(source_table="web_sessions.orders")} == {"web_orders_3m", "web_conversion_rate_3m"}
+    assert {f.name for f in catalog.search(source_table="zip_income")} == {"zip_income_match", "zip_avg_agi", "zip_avg_agi_pctl"}
+    assert [f.name for f in catalog.search(text="CONVERSION")] == ["web_conversion_rate_3m"]
+    assert [f.name for f in catalog.search(text="share", tag="channel_mix")] == ["hd_revenue_share_12m"]
+    assert catalog.search(tag="no-such-tag") == []
+
+
+def test_unknown_names_are_reported_with_the_valid_ones(definitions):
+    catalog = FeatureCatalog(definitions)
+    with pytest.raises(UnknownFeatures) as raised:
+        catalog.resolve(["tenure_days", "tenure", "clinic_id"])
+    assert raised.value.unknown == ["tenure", "clinic_id"]
+    assert raised.value.valid == catalog.names
+    assert catalog.resolve(["zip_code", "tenure_days", "zip_code"]) == ["zip_code", "tenure_days"]
+
+
+# ---------------------------------------------------------------- the published catalog
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory, small_landing_zone):
+    return published_store(tmp_path_factory.mktemp("serving_catalog"), small_landing_zone)
+
+
+@pytest.mark.e2e
+def test_published_catalog_table_matches_the_yml_and_the_data(store, definitions):
+    catalog = load_catalog(store.settings.analytics)
+    assert catalog.names == [f.name for f in definitions]
+    table = analytics_query(store.settings, "select * from features.feature_catalog order by position")
+    assert table["feature_name"].tolist() == catalog.names
+    for published, declared in zip(catalog.features, definitions):
+        assert (published.description, published.data_type, published.tags, published.source_columns) == (
+            declared.description, declared.data_type, declared.tags, declared.source_columns
+        )
+    by_name = {f.name: f for f in catalog.features}
+    assert str(by_name["tenure_days"].first_month) == "2023-01-01"
+    assert str(by_name["tenure_days"].last_month) == "2023-03-01"
+    assert {str(f.latest_month) for f in catalog.features} == {"2023-03-01"}
+
+
+@pytest.mark.e2e
+def test_latest_null_rates_are_computed_from_the_latest_month(store):
+    catalog = load_catalog(store.settings.analytics)
+    expected = analytics_query(
+        store.settings,
+        "select avg((hd_revenue_share_12m is null)::double) as share, avg((web_conversion_rate_3m is null)::double) as web "
+        "from features.client_features where feature_month = date '2023-03-01'",
+    ).iloc[0]
+    assert catalog.get("hd_revenue_share_12m").latest_null_rate == pytest.approx(expected["share"])
+    assert catalog.get("web_conversion_rate_3m").latest_null_rate == pytest.approx(expected["web"])
+    assert catalog.get("tenure_days").latest_null_rate == 0
+
+
+@pytest.mark.e2e
+def test_cli_lists_and_shows_features(store, monkeypatch, capsys):
+    from feature_store_assets.cli import main
+
+    monkeypatch.setenv("FEATURE_STORE_ANALYTICS", str(store.settings.analytics))
+    assert main(["features", "list", "--tag", "web"]) == 0
+    listed = capsys.readouterr().out
+    assert "web_conversion_rate_3m" in listed and "tenure_days" not in listed and "3 feature(s)" in listed
+    assert main(["features", "show", "zip_avg_agi", "--json"]) == 0
+    entry = json.loads(capsys.readouterr().out)
+    assert entry["leakage_risk"] == "medium" and entry["source_tables"] == ["clients", "zip_income"]
+    assert main(["features", "show", "no_such_feature"]) == 1
+    assert "Valid features: tenure_days" in capsys.readouterr().err
