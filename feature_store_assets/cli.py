@@ -13,7 +13,9 @@ from pathlib import Path
 import dagster as dg
 
 from feature_store_assets.months import add_months, describe_months, format_month, month_range, parse_month
+from feature_store_assets.operations import add_ui_command
 from feature_store_assets.settings import ConfigurationError, Settings
+from feature_store_assets.serving.cli import add_serving_commands
 
 DEMO_OPTIONS = {"months": 12, "clinics": 40, "clients": 10_000, "inclinic_rows_per_month": 100_000}
 # Tables the demo shows, filter layer first, with their month column.
@@ -234,6 +236,8 @@ def parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="generate a small landing zone if absent, materialize every month, show the result")
     demo.set_defaults(run=cmd_demo)
+    add_serving_commands(commands)
+    add_ui_command(commands)
     return root
 
 

@@ -7,11 +7,15 @@ from dagster_dbt import DbtCliResource
 
 from feature_store_assets.checks.quality import build_quality_checks
 from feature_store_assets.dbt import build_dbt_assets, dbt_project
+from feature_store_assets.dbt_process import dbt_executable
+from feature_store_assets.freshness import freshness_check_job, freshness_check_schedule, latest_complete_month_published
+from feature_store_assets.logs import run_loggers
 from feature_store_assets.partitions import monthly_partitions
 from feature_store_assets.publish import analytics_database
 from feature_store_assets.reference.assets import client_zip_income, zip_income
 from feature_store_assets.resources import FeatureStoreResource
 from feature_store_assets.schedules import monthly_job, monthly_schedule
+from feature_store_assets.serving.assets import feature_catalog
 from feature_store_assets.settings import Settings
 from feature_store_assets.sources import landing_zone_specs
 
@@ -21,12 +25,14 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     partitions_def = monthly_partitions(settings)
     job = monthly_job(partitions_def)
     return dg.Definitions(
-        assets=[*landing_zone_specs(partitions_def), zip_income, client_zip_income, *build_dbt_assets(partitions_def), analytics_database],
-        asset_checks=[build_quality_checks()],
-        jobs=[job],
-        schedules=[monthly_schedule(job)],
+        assets=[*landing_zone_specs(partitions_def), zip_income, client_zip_income, *build_dbt_assets(partitions_def), feature_catalog, analytics_database],
+        asset_checks=[build_quality_checks(), latest_complete_month_published],
+        jobs=[job, freshness_check_job],
+        schedules=[monthly_schedule(job), freshness_check_schedule],
+        loggers=run_loggers(),
         resources={
-            "dbt": DbtCliResource(project_dir=dbt_project),
+            # dbt_executable: a dbt that dies with its run, so a killed run leaves no writer holding the warehouse
+            "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable()),
             "feature_store": FeatureStoreResource.from_settings(settings),
         },
         # One DuckDB writer at a time: steps run one after another in the run's process.

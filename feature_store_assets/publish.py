@@ -9,6 +9,7 @@ open keeps reading it undisturbed, and its next connection sees the new month.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -17,7 +18,7 @@ import duckdb
 from feature_store_assets.resources import WAREHOUSE_POOL, FeatureStoreResource
 
 # Schemas analysts read. The filter layer's event tables stay in the warehouse: they are large and row-level.
-PUBLISHED_SCHEMAS = ("features", "aggregation", "quality", "reference")
+PUBLISHED_SCHEMAS = ("features", "aggregation", "quality", "reference", "marts")
 
 
 def _quote(identifier: str) -> str:
@@ -69,6 +70,12 @@ def publish_analytics(warehouse: Path, analytics: Path, schemas: tuple[str, ...]
     group_name="publish",
     deps=[
         dg.AssetKey(["features", "client_features"]),
+        dg.AssetKey(["features", "clinic_features"]),
+        dg.AssetKey(["marts", "client_rfm"]),
+        dg.AssetKey(["marts", "client_value"]),
+        dg.AssetKey(["marts", "client_cohorts"]),
+        dg.AssetKey(["marts", "product_affinity"]),
+        dg.AssetKey(["features", "feature_catalog"]),
         dg.AssetKey(["aggregation", "client_monthly_financials"]),
         dg.AssetKey(["aggregation", "client_monthly_inclinic_mix"]),
         dg.AssetKey(["aggregation", "client_monthly_web_engagement"]),
@@ -79,13 +86,15 @@ def publish_analytics(warehouse: Path, analytics: Path, schemas: tuple[str, ...]
     pool=WAREHOUSE_POOL,
     kinds={"duckdb"},
     description="The read-only analytics file (FEATURE_STORE_ANALYTICS) analysts and the serving layer open: "
-    "the features, aggregation, quality and reference schemas, swapped in atomically after a successful run.",
+    "the features, aggregation, quality, reference and marts schemas, swapped in atomically after a successful run.",
 )
 def analytics_database(feature_store: FeatureStoreResource) -> dg.MaterializeResult:
     settings = feature_store.settings
+    began = time.perf_counter()
     rows = publish_analytics(settings.warehouse, settings.analytics)
     return dg.MaterializeResult(
         metadata={
+            "duration_seconds": round(time.perf_counter() - began, 3),
             "path": dg.MetadataValue.path(str(settings.analytics)),
             "tables": len(rows),
             "client_feature_rows": rows.get("features.client_features", 0),

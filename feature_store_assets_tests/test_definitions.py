@@ -28,7 +28,8 @@ EXPECTED_ASSETS = {
         "aggregation/client_monthly_web_engagement",
         "aggregation/clinic_monthly_revenue",
     ],
-    "features": ["features/client_features"],
+    "features": ["features/client_features", "features/clinic_features", "features/feature_catalog"],
+    "marts": ["marts/client_cohorts", "marts/client_rfm", "marts/client_value", "marts/product_affinity"],
     "publish": ["publish/analytics_database"],
 }
 

@@ -23,7 +23,7 @@ from feature_store_assets.checks import rules
 from feature_store_assets.dbt import load_manifest, monthly_models_by_name
 from feature_store_assets.landing_zone import EVENT_TABLES, landed_rows
 from feature_store_assets.months import add_months, format_month, month_range
-from feature_store_assets.resources import FeatureStoreResource
+from feature_store_assets.resources import WAREHOUSE_POOL, FeatureStoreResource
 from feature_store_assets.warehouse import LEDGER, connect, table_exists
 
 FEATURE_MODEL = "client_features"
@@ -287,7 +287,7 @@ def check_specs(models: list[ModelQuality]) -> list[dg.AssetCheckSpec]:
 def build_quality_checks() -> dg.AssetChecksDefinition:
     models = models_from_manifest(load_manifest())
 
-    @dg.multi_asset_check(specs=check_specs(models), name="quality_checks", can_subset=True)
+    @dg.multi_asset_check(specs=check_specs(models), name="quality_checks", can_subset=True, pool=WAREHOUSE_POOL)
     def quality_checks(context: dg.AssetCheckExecutionContext, feature_store: FeatureStoreResource):
         window = context.op_execution_context.partition_time_window
         months = month_range(window.start.date(), add_months(window.end.date(), -1))

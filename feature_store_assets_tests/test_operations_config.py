@@ -1,0 +1,207 @@
+"""The operating setup without servers: the shipped instance, `feature-store ui`, the dbt wrapper,
+the freshness rule and the JSON logs."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import UTC, date, datetime
+
+import dagster as dg
+import duckdb
+import pytest
+
+from feature_store_assets import operations
+from feature_store_assets.cli import main
+from feature_store_assets.definitions import build_definitions
+from feature_store_assets.dbt_process import WRAPPER_NAME
+from feature_store_assets.freshness import (
+    FRESHNESS_JOB,
+    freshness_result,
+    latest_due_month,
+    latest_published_month,
+    month_due,
+)
+from feature_store_assets.logs import run_loggers
+from feature_store_assets.resources import WAREHOUSE_POOL
+from feature_store_assets.schedules import MONTHLY_JOB
+from feature_store_assets.settings import ConfigurationError, Settings
+from feature_store_assets_tests.operations_support import alive, child_pids, kill, wait_for
+
+SETTINGS = Settings.from_env({"FEATURE_STORE_START_MONTH": "2023-01"})
+
+
+@pytest.fixture(scope="module")
+def defs():
+    return build_definitions(SETTINGS)
+
+
+@pytest.fixture
+def instance_home(tmp_path):
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(operations.SHIPPED_DAGSTER_HOME / "dagster.yaml", home / "dagster.yaml")
+    return home
+
+
+def test_shipped_instance_runs_one_run_at_a_time_and_serializes_the_warehouse_pool(instance_home):
+    operations.prepare_instance(instance_home)
+    with dg.DagsterInstance.from_config(str(instance_home)) as instance:
+        config = instance.get_concurrency_config()
+        assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
+        assert config.run_queue_config.max_concurrent_runs == 1
+        assert config.pool_config.pool_granularity.value == "run"
+        assert config.pool_config.default_pool_limit == 1
+        assert instance.run_monitoring_enabled
+        # set explicitly: the daemon's first pass over a pool without a stored limit lets every run through
+        limits = {pool.name: (pool.limit, pool.from_default) for pool in instance.event_log_storage.get_pool_limits()}
+        assert limits[WAREHOUSE_POOL] == (1, False)
+
+
+def test_every_step_that_opens_the_warehouse_is_in_its_pool(defs):
+    unpooled = {
+        assets_def.node_def.name
+        for assets_def in defs.resolve_asset_graph().assets_defs
+        if assets_def.is_executable and assets_def.node_def.pool != WAREHOUSE_POOL
+    }
+    # the freshness check reads only the analytics file; quality_checks (checks/quality.py) reads the
+    # warehouse without the pool, which max_concurrent_runs: 1 covers
+    assert unpooled <= {"publish__analytics_database_latest_complete_month_published", "quality_checks"}
+
+
+def test_ui_command_runs_dagster_dev_on_the_repository_workspace_with_absolute_settings(instance_home, monkeypatch):
+    launched = {}
+    monkeypatch.setattr(operations.os, "execvpe", lambda file, args, env: launched.update(file=file, args=args, env=env))
+    monkeypatch.setenv("FEATURE_STORE_WAREHOUSE", "relative/warehouse.duckdb")
+    assert main(["ui", "--dagster-home", str(instance_home), "--port", "3999"]) == 0
+
+    args, env = launched["args"], launched["env"]
+    assert args[0].endswith("dagster") and args[1] == "dev"
+    assert args[args.index("-w") + 1] == str(operations.WORKSPACE)
+    assert args[args.index("-h") + 1] == "127.0.0.1" and args[args.index("-p") + 1] == "3999"
+    assert env["DAGSTER_HOME"] == str(instance_home)
+    assert env["FEATURE_STORE_WAREHOUSE"].startswith("/") and env["FEATURE_STORE_WAREHOUSE"].endswith("relative/warehouse.duckdb")
+    assert (instance_home / "history").exists()  # the instance was created before dagster dev
+
+
+def test_ui_logs_json_when_asked(instance_home, monkeypatch):
+    monkeypatch.setattr(operations.os, "execvpe", lambda file, args, env: None)
+    assert "--log-format" not in operations.ui_command()
+    monkeypatch.setenv("FEATURE_STORE_LOG_FORMAT", "json")
+    assert operations.ui_command()[-2:] == ["--log-format", "json"]
+
+
+def test_ui_refuses_a_home_without_the_instance_configuration(tmp_path, capsys):
+    assert main(["ui", "--dagster-home", str(tmp_path)]) == 1
+    assert "dagster.yaml not found" in capsys.readouterr().err
+
+
+PARENT = textwrap.dedent(
+    """
+    import subprocess, sys, time
+    child = subprocess.Popen(sys.argv[1:])
+    print(child.pid, flush=True)
+    time.sleep(120)
+    """
+)
+
+
+@pytest.mark.parametrize("through_wrapper", [True, False], ids=["feature-store-dbt", "plain"])
+def test_dbt_started_through_the_wrapper_dies_with_the_process_that_started_it(through_wrapper, monkeypatch):
+    wrapper = shutil.which(WRAPPER_NAME, path=str(operations.Path(sys.executable).parent))
+    assert wrapper, f"{WRAPPER_NAME} is not installed: pip install -e ."
+    monkeypatch.setenv("FEATURE_STORE_DBT_EXECUTABLE", "sleep")  # the wrapper execs this instead of dbt
+    command = [wrapper, "60"] if through_wrapper else ["sleep", "60"]
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, *command], stdout=subprocess.PIPE, text=True)
+    child = int(parent.stdout.readline())
+    try:
+        wait_for(lambda: child in child_pids(parent.pid) and "sleep" in open(f"/proc/{child}/cmdline").read(),
+                 timeout=10, what="the child to exec")
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(timeout=10)
+        if through_wrapper:
+            wait_for(lambda: not alive(child), timeout=3, what="the child to die with its parent")
+        else:  # the control: without the wrapper the orphan lives on
+            time.sleep(1)
+            assert alive(child)
+    finally:
+        kill(child, signal.SIGKILL)
+        kill(parent.pid, signal.SIGKILL)
+        parent.wait(timeout=10)
+
+
+def test_definitions_start_dbt_through_the_wrapper(defs):
+    assert defs.resources["dbt"].dbt_executable.endswith(WRAPPER_NAME)
+
+
+@pytest.mark.parametrize(
+    ("now", "due"),
+    [
+        (datetime(2024, 3, 5, 5, 59, tzinfo=UTC), date(2024, 1, 1)),  # February is due at 06:00 on the 5th
+        (datetime(2024, 3, 5, 6, 0, tzinfo=UTC), date(2024, 2, 1)),
+        (datetime(2024, 3, 31, 23, 0, tzinfo=UTC), date(2024, 2, 1)),
+        (datetime(2024, 1, 1, 0, 0, tzinfo=UTC), date(2023, 11, 1)),  # across the year
+    ],
+)
+def test_latest_due_month_is_the_previous_month_once_the_schedule_and_grace_days_passed(now, due):
+    assert latest_due_month(now) == due
+    assert month_due(due) <= now
+
+
+def test_freshness_check_passes_on_time_and_says_how_overdue_otherwise():
+    now = datetime(2024, 3, 10, 12, tzinfo=UTC)
+    assert freshness_result(date(2024, 2, 1), now).passed
+    late = freshness_result(date(2024, 1, 1), now)
+    assert not late.passed and late.severity == dg.AssetCheckSeverity.ERROR
+    assert "2024-02 was due at 2024-03-05 06:00 UTC (5 days ago)" in late.description
+    assert late.metadata["days_overdue"].value == 5
+    empty = freshness_result(None, now)
+    assert not empty.passed and "holds nothing" in empty.description
+
+
+def test_latest_published_month_is_read_from_the_analytics_file(tmp_path):
+    path = tmp_path / "analytics.duckdb"
+    assert latest_published_month(path) is None
+    with duckdb.connect(str(path)) as con:
+        con.execute("create schema features")
+        con.execute("create table features.client_features as select * from (values (date '2024-01-01'), (date '2024-02-01')) t(feature_month)")
+    assert latest_published_month(path) == date(2024, 2, 1)
+
+
+def test_freshness_check_has_its_own_daily_schedule(defs):
+    schedule = defs.resolve_schedule_def("freshness_check_schedule")
+    assert schedule.cron_schedule == "0 7 * * *" and schedule.job_name == FRESHNESS_JOB
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+    checks = defs.resolve_job_def(FRESHNESS_JOB).asset_layer.asset_graph.asset_check_keys
+    assert {c.name for c in checks} == {"latest_complete_month_published"}
+
+
+def test_json_log_format_swaps_the_console_logger(defs, monkeypatch):
+    assert run_loggers({}) is None and run_loggers({"FEATURE_STORE_LOG_FORMAT": "text"}) is None
+    assert run_loggers({"FEATURE_STORE_LOG_FORMAT": "JSON"}) == {"console": dg.json_console_logger}
+    with pytest.raises(ConfigurationError, match="text or json"):
+        run_loggers({"FEATURE_STORE_LOG_FORMAT": "xml"})
+    monkeypatch.setenv("FEATURE_STORE_LOG_FORMAT", "json")
+    job = build_definitions(SETTINGS).resolve_job_def(MONTHLY_JOB)
+    assert job.loggers["console"] is dg.json_console_logger
+    assert defs.resolve_job_def(MONTHLY_JOB).loggers.get("console") is not dg.json_console_logger
+
+
+def test_json_logs_are_one_json_object_a_line(capfd, monkeypatch):
+    monkeypatch.setenv("FEATURE_STORE_LOG_FORMAT", "json")
+
+    @dg.asset
+    def greeting(context) -> None:
+        context.log.info("hello from a run")
+
+    defs = dg.Definitions(assets=[greeting], jobs=[dg.define_asset_job("greet")], loggers=run_loggers())
+    console = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}  # as `feature-store materialize` runs
+    assert defs.resolve_job_def("greet").execute_in_process(run_config=console).success
+    lines = [line for line in capfd.readouterr().err.splitlines() if "hello from a run" in line]
+    import json
+
+    assert lines and json.loads(lines[0])["dagster_meta"]["orig_message"] == "hello from a run"

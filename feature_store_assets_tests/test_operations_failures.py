@@ -1,0 +1,118 @@
+"""A run that fails midway or is killed leaves the published data exactly as before; re-running recovers.
+
+Real runs of the CLI (Dagster in-process, dbt in a subprocess) on a small generated landing zone.
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+import feature_store_assets.dbt
+import feature_store_assets.publish
+from feature_store_assets.cli import main
+from feature_store_assets_tests.conftest import configure
+from feature_store_assets_tests.operations_support import (
+    alive,
+    dbt_build_child,
+    digest,
+    duplicate_keys,
+    kill,
+    months_of,
+    wait_for,
+)
+
+pytestmark = pytest.mark.e2e
+
+
+def materialize(first: str, last: str) -> int:
+    return main(["materialize", "--from", first, "--to", last])
+
+
+def assert_recovered(store, months: list[str]) -> None:
+    """The month re-ran cleanly: every month published once, no key twice in the warehouse or the analytics file."""
+    analytics, warehouse = store.settings.analytics, store.settings.warehouse
+    assert list(months_of(analytics)) == months
+    assert months_of(analytics) == months_of(warehouse)
+    assert set(duplicate_keys(warehouse).values()) == {0}
+    assert set(duplicate_keys(analytics).values()) == {0}
+    assert "filtered.inclinic_transactions" in duplicate_keys(warehouse)  # the filter layer was checked too
+    assert not list(analytics.parent.glob(".*.publishing"))
+
+
+@pytest.fixture(scope="module")
+def two_published_months(tmp_path_factory, small_landing_zone):
+    """A store with 2023-01..02 materialized and published, built once for the module."""
+    root = tmp_path_factory.mktemp("two_months")
+    with pytest.MonkeyPatch.context() as patch:
+        configure(patch, root, small_landing_zone)
+        assert materialize("2023-01", "2023-02") == 0
+    return root
+
+
+@pytest.fixture
+def store(two_published_months, tmp_path, small_landing_zone, monkeypatch):
+    """A private copy of the two-month store (the landing zone is only read here)."""
+    for name in ("warehouse.duckdb", "analytics.duckdb"):
+        shutil.copy(two_published_months / name, tmp_path / name)
+    return configure(monkeypatch, tmp_path, small_landing_zone)
+
+
+def test_failures_after_dbt_wrote_or_while_publishing_leave_the_analytics_file_and_a_rerun_recovers(store, monkeypatch):
+    analytics = store.settings.analytics
+    before = digest(analytics)
+
+    def ledger_fails(*args, **kwargs):
+        raise RuntimeError("injected: the run dies after dbt wrote the month")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(feature_store_assets.dbt, "record_materialized_months", ledger_fails)
+        assert materialize("2023-03", "2023-03") == 1
+    # dbt did rewrite March in the warehouse; the analytics file analysts read did not move
+    assert "2023-03" in months_of(store.settings.warehouse)
+    assert digest(analytics) == before
+
+    real_replace = os.replace
+
+    def swap_fails(src, dst, *args, **kwargs):
+        if str(dst) == str(analytics):
+            raise OSError("injected: the disk fails at the swap")
+        return real_replace(src, dst, *args, **kwargs)
+
+    with monkeypatch.context() as patch:  # the warehouse now has March: publishing it fails at the swap
+        patch.setattr(feature_store_assets.publish.os, "replace", swap_fails)
+        with pytest.raises(OSError, match="injected"):
+            feature_store_assets.publish.publish_analytics(store.settings.warehouse, analytics)
+    assert digest(analytics) == before
+    assert not list(analytics.parent.glob(".*.publishing"))  # the half-written copy is gone
+
+    assert materialize("2023-03", "2023-03") == 0
+    assert_recovered(store, ["2023-01", "2023-02", "2023-03"])
+
+
+def test_killed_run_takes_its_dbt_with_it_and_a_rerun_recovers(store):
+    before = digest(store.settings.analytics)
+    run = subprocess.Popen(
+        [sys.executable, "-m", "feature_store_assets.cli", "materialize", "--from", "2023-03", "--to", "2023-03"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        dbt = wait_for(lambda: dbt_build_child(run.pid), timeout=120, interval=0.1, what="the run's dbt build")
+        time.sleep(2.0)  # dbt is rewriting the month
+        assert alive(dbt), "dbt finished before the kill: the test would prove nothing"
+        run.send_signal(signal.SIGKILL)
+        run.wait(timeout=30)
+        # the orphan would keep the warehouse locked against the re-run
+        wait_for(lambda: not alive(dbt), timeout=3, what="dbt to die with its run")
+    finally:
+        kill(run.pid, signal.SIGKILL)
+        run.wait(timeout=30)
+
+    assert digest(store.settings.analytics) == before
+    assert materialize("2023-03", "2023-03") == 0  # at once: no lock left behind
+    assert_recovered(store, ["2023-01", "2023-02", "2023-03"])
