@@ -199,11 +199,11 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
                 "order by client_id limit 5"
             )
         )
-    print(f"demo finished in {time.perf_counter() - began:.1f}s. Next, as an analyst (DuckDB CLI, or Python):")
-    print(f"  duckdb -readonly {settings.warehouse}")
+    print(f"demo finished in {time.perf_counter() - began:.1f}s. Next, as an analyst, on the published read-only copy (DuckDB CLI, or Python):")
+    print(f"  duckdb -readonly {settings.analytics}")
     print("  " + ANALYST_QUERY.replace("\n", "\n  "))
     one_line = " ".join(ANALYST_QUERY.split())
-    python_line = f"import duckdb; print(duckdb.connect('{settings.warehouse}', read_only=True).sql('{one_line}'))"
+    python_line = f"import duckdb; print(duckdb.connect('{settings.analytics}', read_only=True).sql('{one_line}'))"
     print(f'  python -c "{python_line}"')
     return 0
 
