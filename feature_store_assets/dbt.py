@@ -158,19 +158,15 @@ class MissingUpstreamMonths(dg.Failure):
     """Feature months were asked for without the aggregation months their windows need."""
 
 
-# Layers whose month M reads the aggregates of M-11..M.
-WINDOWED_LAYERS = ("features", "marts")
-
-
 def require_feature_history(
-    run_months: list[date], start: date, available: set[date], aggregation_models: list[str], models: str = FEATURE_MODEL
+    run_months: list[date], start: date, available: set[date], aggregation_models: list[str]
 ) -> None:
     """Fail, naming the months, when a feature month's 12-month window lacks aggregation months."""
     missing = [m for m in months_needed_by_features(run_months, start) if m not in available]
     if missing:
         raise MissingUpstreamMonths(
             description=(
-                f"{models} for {describe_months(run_months)} needs the aggregation months "
+                f"{FEATURE_MODEL} for {describe_months(run_months)} needs the aggregation months "
                 f"{describe_months(months_needed_by_features(run_months, start))}; missing: "
                 f"{describe_months(missing)}. Materialize those months first or include them in this run."
             ),
@@ -205,13 +201,10 @@ def build_dbt_assets(partitions_def: dg.TimeWindowPartitionsDefinition) -> list[
         selected = {key.path[-1] for key in context.selected_asset_keys}
 
         validate_landing_zone(settings.raw_dir, months, contract_from_manifest(manifest))
-        windowed = sorted(name for name in selected if name in monthly_models and _layer(monthly_models[name]) in WINDOWED_LAYERS)
-        if windowed:
+        if FEATURE_MODEL in selected:
             available = set(months) if selected.issuperset(aggregation_models) else set()
             available |= materialized_months(settings.warehouse, aggregation_models)
-            require_feature_history(
-                months, parse_month(settings.start_month), available, aggregation_models, models=", ".join(windowed)
-            )
+            require_feature_history(months, parse_month(settings.start_month), available, aggregation_models)
 
         # dbt runs in its project folder: hand it the settings as absolute paths.
         os.environ.update(settings.as_env())

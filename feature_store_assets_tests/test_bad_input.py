@@ -90,22 +90,3 @@ def test_zip_income_file_without_required_columns_names_them(feature_store, monk
     assert materialize("2023-01", "2023-01") == 1
     error = capsys.readouterr().err
     assert "reference/zip_income failed" in error and "N1, A00100" in error and str(bad) in error
-
-
-def test_a_marts_only_run_also_names_the_missing_aggregation_months(feature_store, capsys):
-    import dagster as dg
-
-    from feature_store_assets.definitions import build_definitions
-    from feature_store_assets.schedules import MONTHLY_JOB
-
-    assert materialize("2023-01", "2023-01") == 0
-    job = build_definitions(feature_store.settings).resolve_job_def(MONTHLY_JOB)
-    result = job.execute_in_process(
-        asset_selection=[dg.AssetKey(["marts", "client_rfm"])],
-        partition_key="2023-03-01",
-        raise_on_error=False,
-    )
-    assert not result.success
-    (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
-    message = failure.step_failure_data.error.message + str(failure.step_failure_data.error.cause)
-    assert "client_rfm for 2023-03 needs the aggregation months" in message and "missing: 2023-02..2023-03" in message
