@@ -150,6 +150,9 @@ def assert_store_is_clean(dagster, months: list[str]) -> None:
     assert set(duplicate_keys(analytics(dagster)).values()) == {0}
 
 
+# Dagster's newsletter prompt sometimes stays over the page after "Skip" (1 failure in 3 clean CI runs):
+# a bounded rerun, until the prompt is dismissed more reliably (see the issue note).
+@pytest.mark.flaky(reruns=2)
 def test_asset_graph_shows_the_layers_and_a_partition_launches_from_the_browser(dagster):
     from playwright.sync_api import sync_playwright
 
