@@ -1,0 +1,1 @@
+"""Benchmarks at production shape: `python -m benchmarks.run --scale full` (see README, Performance)."""
