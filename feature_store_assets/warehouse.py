@@ -70,6 +70,17 @@ def materialized_months(path: Path, models: Iterable[str]) -> set[date]:
     return {row[0] for row in found}
 
 
+def months_built_by_run(path: Path, run_id: str) -> list[date]:
+    """Months any model was materialized in by the given Dagster run, from the ledger."""
+    if not path.exists():
+        return []
+    with connect(path, read_only=True) as con:
+        if not table_exists(con, "quality", "materialized_months"):
+            return []
+        found = con.execute(f"select distinct month from {LEDGER} where dagster_run_id = ? order by 1", [run_id]).fetchall()
+    return [row[0] for row in found]
+
+
 def rows_per_month(path: Path, relation: str, month_column: str, months: Iterable[date]) -> dict[date, int]:
     """Row count of each month of a table (0 for months with no rows)."""
     months = list(months)

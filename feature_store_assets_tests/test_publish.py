@@ -4,6 +4,7 @@ import hashlib
 import subprocess
 import sys
 import textwrap
+from datetime import date
 
 import duckdb
 import pytest
@@ -65,3 +66,45 @@ def test_published_tables_carry_the_warehouse_rows_and_column_docs(feature_store
     assert not any(t.startswith("filtered.") for t in tables)
     assert comment == "hd_revenue_12m / total_revenue_12m; NULL when total_revenue_12m <= 0"
     assert published_rows == feature_store.scalar("select count(*) from features.client_features") > 0
+
+
+def table_digests(path) -> dict[str, tuple]:
+    """Rows and an order-independent content hash of every table of a DuckDB file."""
+    with duckdb.connect(str(path), read_only=True) as con:
+        tables = con.execute("select schema_name, table_name from duckdb_tables() where schema_name != 'filtered'").fetchall()
+        return {f"{s}.{t}": con.execute(f'select count(*), sum(hash(t)) from "{s}"."{t}" t').fetchone() for s, t in tables}
+
+
+def test_publishing_month_by_month_gives_the_same_file_as_a_full_copy(feature_store, tmp_path):
+    from feature_store_assets.publish import PUBLISHED_SCHEMAS, publish_analytics
+
+    assert main(["materialize", "--from", "2023-01", "--to", "2023-01"]) == 0
+    assert main(["materialize", "--from", "2023-02", "--to", "2023-02"]) == 0  # published February only
+    assert main(["materialize", "--from", "2023-01", "--to", "2023-01"]) == 0  # and January again
+    full = tmp_path / "full.duckdb"
+    publish_analytics(feature_store.settings.warehouse, full)
+    published = table_digests(feature_store.settings.analytics)
+    assert published == table_digests(full)
+    assert {name.split(".")[0] for name in published} == set(PUBLISHED_SCHEMAS)
+    assert published["features.client_features"][0] > 0
+
+
+def test_publishing_months_replaces_only_those_months(feature_store):
+    from feature_store_assets.publish import publish_analytics
+
+    settings = feature_store.settings
+    assert main(["materialize", "--from", "2023-01", "--to", "2023-02"]) == 0
+    with duckdb.connect(str(settings.warehouse)) as con:  # the warehouse changes in both months, outside any run
+        con.execute("update features.client_features set tenure_days = -1")
+        con.execute("create or replace table reference.zip_income as select * from reference.zip_income limit 3")
+    publish_analytics(settings.warehouse, settings.analytics, months=[date(2023, 2, 1)])
+
+    def published(sql):
+        with duckdb.connect(str(settings.analytics), read_only=True) as con:
+            return con.execute(sql).fetchall()
+
+    tenure = "select feature_month, min(tenure_days) < 0 from features.client_features group by 1 order by 1"
+    assert published(tenure) == [(date(2023, 1, 1), False), (date(2023, 2, 1), True)]
+    assert published("select count(*) from reference.zip_income") == [(3,)]  # no month column: copied whole
+    publish_analytics(settings.warehouse, settings.analytics)  # no months: everything
+    assert published(tenure) == [(date(2023, 1, 1), True), (date(2023, 2, 1), True)]
