@@ -24,7 +24,7 @@ import dagster as dg
 import duckdb
 
 from feature_store_assets.resources import WAREHOUSE_POOL, FeatureStoreResource
-from feature_store_assets.warehouse import months_built_by_run
+from feature_store_assets.warehouse import limit_memory, months_built_by_run
 
 # Schemas analysts read. The filter layer's event tables stay in the warehouse: they are large and row-level.
 PUBLISHED_SCHEMAS = ("features", "aggregation", "quality", "reference", "marts")
@@ -69,7 +69,7 @@ def publish_analytics(
         incremental = months is not None and analytics.exists()
         if incremental:
             shutil.copyfile(analytics, staging)
-        with duckdb.connect(str(staging)) as con:
+        with limit_memory(duckdb.connect(str(staging))) as con:
             con.execute(f"attach '{warehouse}' as warehouse (read_only)")
             tables = con.execute(
                 "select schema_name, table_name from duckdb_tables() "

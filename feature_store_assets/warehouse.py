@@ -6,6 +6,7 @@ one unit of work and closed before dbt (a subprocess) runs.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import date
@@ -14,13 +15,26 @@ from pathlib import Path
 import duckdb
 
 LEDGER = "quality.materialized_months"
+# DuckDB's memory limit for the pipeline's connections, dbt's included (dbt_subproject/profiles.yml reads the
+# same variable with the same default). DuckDB spills to disk beyond it; its own default is 80% of the RAM.
+MEMORY_LIMIT_ENV = "FEATURE_STORE_DUCKDB_MEMORY_LIMIT"
+DEFAULT_MEMORY_LIMIT = "2GB"
+
+
+def memory_limit() -> str:
+    return os.environ.get(MEMORY_LIMIT_ENV) or DEFAULT_MEMORY_LIMIT
+
+
+def limit_memory(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    con.execute(f"set memory_limit = '{memory_limit()}'")
+    return con
 
 
 @contextmanager
 def connect(path: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(path), read_only=read_only)
+    con = limit_memory(duckdb.connect(str(path), read_only=read_only))
     try:
         yield con
     finally:

@@ -36,3 +36,17 @@ def test_quality_mode_defaults_to_enforce_and_rejects_unknown_modes():
     assert Settings.from_env({"FEATURE_STORE_QUALITY_MODE": "warn"}).as_env()["FEATURE_STORE_QUALITY_MODE"] == "warn"
     with pytest.raises(ConfigurationError, match="'lenient'"):
         Settings.from_env({"FEATURE_STORE_QUALITY_MODE": "lenient"})
+
+
+def test_duckdb_memory_limit_has_one_default_for_python_and_dbt(monkeypatch, tmp_path):
+    import yaml
+
+    from feature_store_assets.dbt import DBT_PROJECT_DIR
+    from feature_store_assets.warehouse import DEFAULT_MEMORY_LIMIT, MEMORY_LIMIT_ENV, connect
+
+    profile = (DBT_PROJECT_DIR / "profiles.yml").read_text()
+    limit = yaml.safe_load(profile)["feature_store"]["outputs"]["duckdb"]["settings"]["memory_limit"]
+    assert limit == f"{{{{ env_var('{MEMORY_LIMIT_ENV}', '{DEFAULT_MEMORY_LIMIT}') }}}}"
+    monkeypatch.setenv(MEMORY_LIMIT_ENV, "1GB")
+    with connect(tmp_path / "w.duckdb") as con:
+        assert con.execute("select current_setting('memory_limit')").fetchone()[0] in ("953.6 MiB", "1.0 GiB", "1000.0 MB")
