@@ -18,10 +18,11 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
 from filelock import FileLock
 
-from feature_store_assets.landing_zone import contract_from_manifest, landed_rows, validate_landing_zone
+from feature_store_assets.landing_zone import EVENT_TABLES, contract_from_manifest, landed_rows, validate_landing_zone
 from feature_store_assets.months import (
     FEATURE_LOOKBACK_MONTHS,
     add_months,
+    build_chunks,
     dbt_vars,
     describe_months,
     month_range,
@@ -154,6 +155,47 @@ def materialization_row_metadata(
     return metadata
 
 
+MAX_ROWS_ENV = "FEATURE_STORE_MAX_ROWS_PER_DBT_BUILD"
+DEFAULT_MAX_ROWS_PER_BUILD = 40_000_000
+
+
+def max_rows_per_build() -> int:
+    """Landed event rows one dbt build may cover (FEATURE_STORE_MAX_ROWS_PER_DBT_BUILD); at least one month per build."""
+    value = os.environ.get(MAX_ROWS_ENV) or str(DEFAULT_MAX_ROWS_PER_BUILD)
+    if not value.isdigit() or int(value) < 1:
+        raise dg.Failure(f"{MAX_ROWS_ENV} must be a positive number of rows, got {value!r}")
+    return int(value)
+
+
+class MergedDbtEvents:
+    """The events of one or more dbt builds over consecutive months, as one step's events.
+
+    Dagster takes one output per asset and one result per check in a step: the last build's
+    output stands for the run (its row metadata is computed over all months afterwards), and a
+    check keeps its first failure, so a test that failed on any month fails the run's check.
+    """
+
+    def __init__(self) -> None:
+        self._events: dict[Any, Any] = {}
+        self._count = 0
+
+    def add(self, events) -> None:
+        for event in events:
+            if isinstance(event, dg.Output):
+                key = ("output", event.output_name)
+            elif isinstance(event, dg.AssetCheckResult):
+                key = ("check", event.asset_key, event.check_name)
+                earlier = self._events.get(key)
+                if earlier is not None and not earlier.passed:
+                    continue
+            else:
+                key, self._count = ("event", self._count), self._count + 1
+            self._events[key] = event
+
+    def __iter__(self):
+        return iter(list(self._events.values()))
+
+
 class MissingUpstreamMonths(dg.Failure):
     """Feature months were asked for without the aggregation months their windows need."""
 
@@ -208,20 +250,30 @@ def build_dbt_assets(partitions_def: dg.TimeWindowPartitionsDefinition) -> list[
 
         # dbt runs in its project folder: hand it the settings as absolute paths.
         os.environ.update(settings.as_env())
+        # A long backfill of large months is built a few months per dbt build, so DuckDB's memory stays
+        # bounded; small months share one build. Builds run oldest first: each finds the history it reads.
+        landed = {m: sum(landed_rows(settings.raw_dir, t, m) for t in EVENT_TABLES) for m in months}
+        chunks = build_chunks(months, landed, max_rows_per_build())
         # dbt holds the warehouse's write lock while it builds: collect its events, count rows once it is done
-        events, failure = [], None
-        # each invocation gets its own target folder; remove it afterwards so runs leave no litter
-        with tempfile.TemporaryDirectory(dir=dbt_project.project_dir / "target", prefix="run-") as target:
-            try:
-                events = list(
-                    dbt.cli(
-                        ["build", "--exclude-resource-type", "unit_test", "--vars", json.dumps(dbt_vars(first, last))],
-                        target_path=Path(target),
-                        context=context,
-                    ).stream()
-                )
-            except Exception as error:  # report what dbt did build, then fail the step
-                events, failure = getattr(error, "events", events), error
+        events, failure, completed = MergedDbtEvents(), None, []
+        for chunk in chunks:
+            # each invocation gets its own target folder; remove it afterwards so runs leave no litter
+            with tempfile.TemporaryDirectory(dir=dbt_project.project_dir / "target", prefix="run-") as target:
+                try:
+                    events.add(
+                        dbt.cli(
+                            ["build", "--exclude-resource-type", "unit_test", "--vars", json.dumps(dbt_vars(chunk[0], chunk[-1]))],
+                            target_path=Path(target),
+                            context=context,
+                        ).stream()
+                    )
+                except Exception as error:  # report what dbt did build, then fail the step
+                    events.add(getattr(error, "events", []))
+                    failure = error
+                    break
+            completed += chunk
+        if len(chunks) > 1:
+            context.log.info(f"built {describe_months(months)} in {len(chunks)} dbt builds: {[describe_months(c) for c in chunks]}")
 
         built = {
             name: rows_per_month(settings.warehouse, _relation(node), node["config"]["unique_key"], months)
@@ -234,8 +286,13 @@ def build_dbt_assets(partitions_def: dg.TimeWindowPartitionsDefinition) -> list[
                 name = context.asset_key_for_output(event.output_name).path[-1]
                 event = event.with_metadata({**event.metadata, **row_metadata.get(name, {})})
             yield event
+        # the months of the builds that succeeded are complete, even when a later build failed
+        record_materialized_months(
+            settings.warehouse,
+            {name: {m: rows for m, rows in by_month.items() if m in completed} for name, by_month in built.items()},
+            context.run_id,
+        )
         if failure is not None:
             raise failure
-        record_materialized_months(settings.warehouse, built, context.run_id)
 
     return [monthly_dbt_models]

@@ -6,7 +6,7 @@ first-of-month values inside.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 
 # A feature month reads aggregates of itself and the 11 months before it (the 12m window).
@@ -70,3 +70,22 @@ def describe_months(months: Iterable[date]) -> str:
     return ", ".join(
         format_month(a) if a == b else f"{format_month(a)}..{format_month(b)}" for a, b in ranges
     )
+
+
+def build_chunks(months: Sequence[date], rows: Mapping[date, int], max_rows: int) -> list[list[date]]:
+    """Consecutive months grouped so each group's landed rows stay within max_rows.
+
+    One dbt build per group: a long backfill of large months is built a few months at a
+    time (DuckDB's memory stays bounded), small months share one build (one start-up).
+    A month larger than max_rows gets a group of its own.
+    """
+    chunks: list[list[date]] = []
+    total = 0
+    for month in months:
+        if chunks and total + rows.get(month, 0) <= max_rows:
+            chunks[-1].append(month)
+            total += rows.get(month, 0)
+        else:
+            chunks.append([month])
+            total = rows.get(month, 0)
+    return chunks

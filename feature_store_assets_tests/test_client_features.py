@@ -54,8 +54,9 @@ class Run:
     analytics: Path
 
 
-def materialize(zone: LandingZone, run: Run, first: str, last: str) -> None:
+def materialize(zone: LandingZone, run: Run, first: str, last: str, **extra_env: str) -> None:
     env = {
+        **extra_env,
         "FEATURE_STORE_RAW_DIR": str(zone.raw_dir),
         "FEATURE_STORE_WAREHOUSE": str(run.warehouse),
         "FEATURE_STORE_ZIP_INCOME": str(zone.zip_income),
@@ -295,6 +296,17 @@ def test_rejected_rows_hold_the_planted_bad_rows(multi_month_run):
 def test_month_by_month_equals_one_multi_month_run(pipeline_features, month_by_month_run):
     problems = feature_differences(month_by_month_run.features, pipeline_features, rel_tol=0.0, abs_tol=0.0)
     assert not problems, "month-by-month vs multi-month\n" + "\n".join(problems)
+
+
+def test_one_run_of_one_dbt_build_per_month_equals_one_build(landing_zone, tmp_path_factory, pipeline_features, multi_month_run):
+    run = new_run(tmp_path_factory, "build_per_month")
+    # every month above the row budget of a build: the run makes one dbt build per month, oldest first
+    materialize(landing_zone, run, FEATURE_MONTHS[0], FEATURE_MONTHS[-1], FEATURE_STORE_MAX_ROWS_PER_DBT_BUILD="1")
+    problems = feature_differences(read_features(run.warehouse), pipeline_features, rel_tol=0.0, abs_tol=0.0)
+    assert not problems, "a build per month vs one build\n" + "\n".join(problems)
+    ledger = "select model, month, row_count from quality.materialized_months order by all"
+    assert query(run.warehouse, ledger).equals(query(multi_month_run.warehouse, ledger))
+    assert len(query(run.warehouse, ledger)) > 0
 
 
 def test_rerunning_a_month_leaves_the_table_identical(month_by_month_run):

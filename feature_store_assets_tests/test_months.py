@@ -41,3 +41,14 @@ def test_feature_months_need_twelve_months_but_nothing_before_the_start():
 def test_describe_months_compacts_ranges():
     months = [date(2023, 2, 1), date(2023, 3, 1), date(2023, 4, 1), date(2023, 7, 1)]
     assert describe_months(months) == "2023-02..2023-04, 2023-07"
+
+
+def test_build_chunks_keep_months_in_order_within_the_row_budget():
+    from feature_store_assets.months import build_chunks
+
+    months = [date(2023, m, 1) for m in range(1, 6)]
+    rows = dict(zip(months, [10, 30, 25, 5, 50]))
+    assert build_chunks(months, rows, 40) == [months[0:2], months[2:4], months[4:5]]  # 50 > 40: alone
+    assert build_chunks(months, rows, 1_000) == [months]
+    assert build_chunks(months, rows, 1) == [[m] for m in months]
+    assert build_chunks([], rows, 40) == []

@@ -17,6 +17,17 @@
     {{ return(columns) }}
 {%- endmacro %}
 
+{# A contract type in the adapter's dialect (Spark has no unsized VARCHAR). #}
+{% macro landing_zone_type(data_type) -%}
+    {{ return(adapter.dispatch('landing_zone_type', 'feature_store')(data_type)) }}
+{%- endmacro %}
+{% macro default__landing_zone_type(data_type) -%}
+    {{ return(data_type) }}
+{%- endmacro %}
+{% macro spark__landing_zone_type(data_type) -%}
+    {{ return('string' if data_type == 'varchar' else data_type) }}
+{%- endmacro %}
+
 {% macro landing_zone_dir() -%}
     {{ return(env_var('FEATURE_STORE_RAW_DIR', '../data/raw')) }}
 {%- endmacro %}
@@ -71,4 +82,64 @@
         hive_types = {'month': 'VARCHAR'}
     ))
     {%- endif %}
+{%- endmacro %}
+
+{#
+  Spark: a reference table is one Parquet file, read in place. A monthly table is an
+  external table over its folder, partitioned by the `month=YYYY-MM` folders and
+  declared with the contract's schema (created, and its folders registered, when a
+  model reads it): a query on the run's months only lists and opens their folders,
+  and a month without files yields no rows.
+#}
+{% macro spark__landing_zone_table(table_name) -%}
+    {%- set relation = source('landing_zone', table_name) -%}
+    {%- if not execute -%}{{ return(relation) }}{%- endif -%}
+    {%- set columns = landing_zone_columns(table_name) -%}
+    (select
+        {%- for name, type in columns.items() %}
+        cast({{ name }} as {{ landing_zone_type(type) }}) as {{ name }}{% if not loop.last %},{% endif %}
+        {%- endfor %}
+    from parquet.`{{ landing_zone_dir() }}/{{ table_name }}.parquet`)
+{%- endmacro %}
+
+{% macro spark__landing_zone_events(table_name) -%}
+    {%- set relation = source('landing_zone', table_name) -%}
+    {%- if not execute -%}{{ return(relation) }}{%- endif -%}
+    {%- set columns = landing_zone_columns(table_name) -%}
+    {%- set table = 'landing_zone.' ~ table_name -%}
+    {%- do run_query('create database if not exists landing_zone') -%}
+    {%- do run_query('drop table if exists ' ~ table) -%}
+    {%- set ddl -%}
+        create table {{ table }} (
+            {%- for name, type in columns.items() %}
+            {{ name }} {{ landing_zone_type(type) }},
+            {%- endfor %}
+            month string
+        ) using parquet partitioned by (month) location '{{ landing_zone_dir() }}/{{ table_name }}'
+    {%- endset -%}
+    {%- do run_query(ddl) -%}
+    {%- do run_query('alter table ' ~ table ~ ' recover partitions') -%}
+    (select
+        {%- for name, type in columns.items() %}
+        {{ name }},
+        {%- endfor %}
+        month as folder_month
+    from {{ table }}
+    where month in ({% for month in window_months() %}'{{ month[:7] }}'{% if not loop.last %}, {% endif %}{% endfor %}))
+{%- endmacro %}
+
+{#
+  A table the Python assets own (reference.client_zip_income). DuckDB reads it in the
+  warehouse; Spark reads the Parquet copy the asset writes under FEATURE_STORE_SPARK_DIR.
+#}
+{% macro reference_table(table_name) -%}
+    {{ return(adapter.dispatch('reference_table', 'feature_store')(table_name)) }}
+{%- endmacro %}
+{% macro default__reference_table(table_name) -%}
+    {{ return(source('reference', table_name)) }}
+{%- endmacro %}
+{% macro spark__reference_table(table_name) -%}
+    {%- set relation = source('reference', table_name) -%}
+    {%- if not execute -%}{{ return(relation) }}{%- endif -%}
+    (select * from parquet.`{{ env_var('FEATURE_STORE_SPARK_DIR', '../data/spark') }}/reference/{{ table_name }}`)
 {%- endmacro %}

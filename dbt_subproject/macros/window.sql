@@ -8,12 +8,22 @@
   delete+insert on the month key only replaces months present in the new rows;
   a month whose files were removed or whose rows are all rejected must be
   emptied too, so a re-run always replaces exactly the run's months. Runs in
-  the model's transaction: a failed build leaves the previous rows in place.
+  the model's transaction on DuckDB: a failed build leaves the previous rows in
+  place (Spark has no transactions: there a failed build leaves the months empty
+  until the re-run).
 #}
 {% macro clear_window_months() -%}
     {%- if model.config.materialized == 'incremental' and is_incremental() -%}
-    delete from {{ this }} where {{ in_window(model.config.unique_key) }}
+    {{ adapter.dispatch('clear_window_months', 'feature_store')() }}
     {%- endif -%}
+{%- endmacro %}
+{% macro default__clear_window_months() -%}
+    delete from {{ this }} where {{ in_window(model.config.unique_key) }}
+{%- endmacro %}
+{# Spark: the month key is the table's partition column; insert_overwrite then writes the months that have rows. #}
+{% macro spark__clear_window_months() -%}
+    alter table {{ this }} drop if exists
+    {%- for month in window_months() %} partition ({{ model.config.unique_key }} = '{{ month }}'){% if not loop.last %},{% endif %}{% endfor %}
 {%- endmacro %}
 
 {# In-clinic product categories of the contract; any other value counts as `other`. #}

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+from pathlib import Path
+
 import dagster as dg
 import pandas as pd
 import pandera.errors
@@ -12,6 +16,7 @@ from feature_store_assets.reference.zip_income import match_client_zips, read_ir
 from feature_store_assets.resources import WAREHOUSE_POOL, FeatureStoreResource
 from feature_store_assets.warehouse import connect
 
+REPOSITORY = Path(__file__).resolve().parents[2]  # dbt_subproject/profiles.yml's default ../data/spark is here too
 CLIENT_ZIP_COLUMNS = {"client_id": "bigint", "zip_code": "varchar"}
 
 
@@ -45,6 +50,27 @@ def validated(schema, frame: pd.DataFrame, asset_key: list[str]):
         metadata={"rows": len(coerced), "columns": len(coerced.columns)},
     )
     return coerced
+
+
+def spark_reference_dir() -> Path | None:
+    """Where dbt on Spark reads the reference tables (FEATURE_STORE_SPARK_DIR/reference); None on DuckDB.
+
+    The Python assets keep their small reference tables in DuckDB on either engine, and hand
+    a Parquet copy to Spark (dbt_subproject/macros/landing_zone.sql, reference_table).
+    """
+    if os.environ.get("FEATURE_STORE_DBT_TARGET", "duckdb") != "spark":
+        return None
+    return Path(os.environ.get("FEATURE_STORE_SPARK_DIR") or REPOSITORY / "data" / "spark").resolve() / "reference"
+
+
+def export_for_spark(warehouse: Path, table: str, folder: Path) -> Path:
+    """Write reference.<table> as Parquet to folder/<table>/ (replacing it), for Spark to read."""
+    target = folder / table
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    with connect(warehouse, read_only=True) as con:
+        con.execute(f"copy reference.{table} to '{target / 'part-0.parquet'}' (format parquet)")
+    return target
 
 
 def write_table(warehouse, schema: str, table: str, frame: pd.DataFrame) -> None:
@@ -109,6 +135,8 @@ def client_zip_income(feature_store: FeatureStoreResource):
         source = con.execute("select zip_code, avg_agi, avg_agi_pctl from reference.zip_income").df()
     matched = yield from validated(client_zip_income_schema, match_client_zips(clients, source), CLIENT_ZIP_INCOME)
     write_table(settings.warehouse, "reference", "client_zip_income", matched)
+    if (spark_dir := spark_reference_dir()) is not None:
+        export_for_spark(settings.warehouse, "client_zip_income", spark_dir)
     counts = matched["zip_income_match"].value_counts()
     yield dg.MaterializeResult(
         metadata={

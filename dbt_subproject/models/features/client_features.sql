@@ -231,5 +231,5 @@ select
 from ranked
 inner join clinic_ranks
     on ranked.feature_month = clinic_ranks.feature_month and ranked.clinic_id = clinic_ranks.clinic_id
-left join {{ source('reference', 'client_zip_income') }} as zip
+left join {{ reference_table('client_zip_income') }} as zip
     on ranked.client_id = zip.client_id
