@@ -236,12 +236,27 @@ def drift_result(con: duckdb.DuckDBPyConnection, model: ModelQuality, months: li
         name for name, dtype in con.execute(f"select column_name, column_type from (describe {model.relation})").fetchall()
         if name not in DRIFT_EXCLUDED and dtype in ("DOUBLE", "INTEGER", "BIGINT")
     ]
+    columns = ", ".join(features)
+    samples: dict[date, dict] = {}
+
+    def sample(month: date) -> dict:
+        """A month's feature values: all of them up to DRIFT_SAMPLE_ROWS rows, else a block sample of about that many.
+
+        Read once per month (M's values serve as M+1's baseline). The former reservoir sample was
+        taken over the whole table before the month filter: its cost grew with history.
+        """
+        if month not in samples:
+            rows, = con.execute(f"select count(*) from {model.relation} where feature_month = ?", [month]).fetchone()
+            clause = "" if rows <= DRIFT_SAMPLE_ROWS else f" using sample {100 * DRIFT_SAMPLE_ROWS / rows:.4f} percent (system, 42)"
+            # the sample applies to the month's rows (a subquery): after FROM, it would apply before WHERE, to every month
+            samples[month] = con.execute(
+                f"select * from (select {columns} from {model.relation} where feature_month = ?){clause}", [month]
+            ).fetchnumpy()
+        return samples[month]
+
     verdicts = {}
     for month in months:
-        previous = add_months(month, -1)
-        sample = f"select {', '.join(features)} from {model.relation} where feature_month = ? using sample {DRIFT_SAMPLE_ROWS} rows (reservoir, 42)"
-        before = con.execute(sample, [previous]).fetchnumpy()
-        after = con.execute(sample, [month]).fetchnumpy()
+        before, after = sample(add_months(month, -1)), sample(month)
         if len(before[features[0]]) == 0:
             verdicts[month] = rules.Verdict(True, "no previous month to compare with", {})
             continue
