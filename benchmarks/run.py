@@ -83,17 +83,23 @@ class Report:
         self.details: dict = {"scale": scale_name, "shape": asdict(scale), "machine": machine(), "duckdb_memory_limit": memory_limit(),
                               "started": datetime.now().isoformat(timespec="seconds")}
 
+    out: Path | None = None  # written after every figure, so an interrupted run keeps what it measured
+
     def add(self, *args, **kwargs) -> None:
         row = Row(*args, **kwargs)
         self.rows.append(row)
         print(row.line(), flush=True)
+        if self.out is not None:
+            self.out.parent.mkdir(parents=True, exist_ok=True)
+            self.out.write_text(json.dumps(self.json(), indent=2, default=str) + "\n")
 
     def table(self) -> str:
         header = f"{'item':<4} {'figure':<58} {'value':>12} {'unit':<6} {'target':<16} {'met':<4} compared with"
         return "\n".join([header, "-" * len(header), *(row.line() for row in self.rows)])
 
     def json(self) -> dict:
-        return {**self.details, "finished": datetime.now().isoformat(timespec="seconds"), "results": [asdict(r) for r in self.rows]}
+        return {**self.details, "finished": datetime.now().isoformat(timespec="seconds"),
+                "total_seconds": self.details.get("total_seconds", 0.0), "results": [asdict(r) for r in self.rows]}
 
 
 LOGS: list[Path] = []  # where step() keeps each step's output (set by main)
@@ -315,6 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     LOGS[:] = [workdir / "logs"]
     report = Report(args.scale, scale)
+    report.out = out
     print(f"machine: {report.details['machine']['cores']} cores, {report.details['machine']['memory_gib']} GiB; workdir {workdir}")
     began = time.perf_counter()
     store = Store(workdir / "store")
