@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 
 from feature_store_assets.landing_zone import EVENT_TABLES, landed_rows
@@ -93,7 +92,3 @@ def materialize(store: Store, first: int, last: int) -> Measured:
         python_module("feature_store_assets.cli", "materialize", "--from", month(first), "--to", month(last)),
         env=store.env,
     )
-
-
-def month_date(index: int) -> date:
-    return parse_month(month(index))

@@ -120,15 +120,18 @@ FILTER_SOURCES = {"inclinic_transactions": "transactions_inclinic", "hd_orders":
 
 
 def materialization_row_metadata(
-    settings, manifest: Mapping[str, Any], built: dict[str, dict[date, int]], months: list[date]
+    settings,
+    manifest: Mapping[str, Any],
+    built: dict[str, dict[date, int]],
+    months: list[date],
+    landed_by_month: Mapping[str, Mapping[date, int]],
 ) -> dict[str, dict[str, Any]]:
     """Rows in, rows out and rows rejected of each built model over the run's months, as numeric metadata.
 
-    Rows in: landed rows of its landing-zone table for filter models, else its monthly parents' rows.
+    Rows in: landed rows of its landing-zone table for filter models (landed_by_month: table -> month -> rows),
+    else its monthly parents' rows.
     """
-    landed = {
-        table: sum(landed_rows(settings.raw_dir, table, month) for month in months) for table in FILTER_SOURCES.values()
-    }
+    landed = {table: sum(landed_by_month[table][month] for month in months) for table in FILTER_SOURCES.values()}
     rejected = rejected_rows_by_table(settings.warehouse, months) if "rejected_rows" in built else {}
     metadata = {}
     for name, by_month in built.items():
@@ -252,8 +255,8 @@ def build_dbt_assets(partitions_def: dg.TimeWindowPartitionsDefinition) -> list[
         os.environ.update(settings.as_env())
         # A long backfill of large months is built a few months per dbt build, so DuckDB's memory stays
         # bounded; small months share one build. Builds run oldest first: each finds the history it reads.
-        landed = {m: sum(landed_rows(settings.raw_dir, t, m) for t in EVENT_TABLES) for m in months}
-        chunks = build_chunks(months, landed, max_rows_per_build())
+        landed = {t: {m: landed_rows(settings.raw_dir, t, m) for m in months} for t in EVENT_TABLES}
+        chunks = build_chunks(months, {m: sum(landed[t][m] for t in EVENT_TABLES) for m in months}, max_rows_per_build())
         # dbt holds the warehouse's write lock while it builds: collect its events, count rows once it is done
         events, failure, completed = MergedDbtEvents(), None, []
         for chunk in chunks:
@@ -280,7 +283,7 @@ def build_dbt_assets(partitions_def: dg.TimeWindowPartitionsDefinition) -> list[
             for name, node in monthly_models.items()
             if name in selected
         }
-        row_metadata = materialization_row_metadata(settings, manifest, built, months)
+        row_metadata = materialization_row_metadata(settings, manifest, built, months, landed)
         for event in events:
             if isinstance(event, dg.Output):
                 name = context.asset_key_for_output(event.output_name).path[-1]

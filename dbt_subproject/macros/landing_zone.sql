@@ -34,17 +34,25 @@
 
 {# A reference table of the landing zone (clinics, clients), with the contract's columns. #}
 {% macro landing_zone_table(table_name) -%}
-    {{ return(adapter.dispatch('landing_zone_table', 'feature_store')(table_name)) }}
-{%- endmacro %}
-{% macro duckdb__landing_zone_table(table_name) -%}
     {%- set relation = source('landing_zone', table_name) -%}
     {%- if not execute -%}{{ return(relation) }}{%- endif -%}
     {%- set columns = landing_zone_columns(table_name) -%}
     (select
         {%- for name, type in columns.items() %}
-        cast({{ name }} as {{ type }}) as {{ name }}{% if not loop.last %},{% endif %}
+        cast({{ name }} as {{ landing_zone_type(type) }}) as {{ name }}{% if not loop.last %},{% endif %}
         {%- endfor %}
-    from read_parquet('{{ landing_zone_dir() }}/{{ table_name }}.parquet'))
+    from {{ parquet_file(landing_zone_dir() ~ '/' ~ table_name ~ '.parquet') }})
+{%- endmacro %}
+
+{# One Parquet file, read in place. #}
+{% macro parquet_file(path) -%}
+    {{ return(adapter.dispatch('parquet_file', 'feature_store')(path)) }}
+{%- endmacro %}
+{% macro duckdb__parquet_file(path) -%}
+    read_parquet('{{ path }}')
+{%- endmacro %}
+{% macro spark__parquet_file(path) -%}
+    parquet.`{{ path }}`
 {%- endmacro %}
 
 {#
@@ -85,23 +93,11 @@
 {%- endmacro %}
 
 {#
-  Spark: a reference table is one Parquet file, read in place. A monthly table is an
-  external table over its folder, partitioned by the `month=YYYY-MM` folders and
-  declared with the contract's schema (created, and its folders registered, when a
-  model reads it): a query on the run's months only lists and opens their folders,
-  and a month without files yields no rows.
+  Spark: a monthly table is an external table over its folder, partitioned by the
+  `month=YYYY-MM` folders and declared with the contract's schema (created, and its
+  folders registered, when a model reads it): a query on the run's months only lists
+  and opens their folders, and a month without files yields no rows.
 #}
-{% macro spark__landing_zone_table(table_name) -%}
-    {%- set relation = source('landing_zone', table_name) -%}
-    {%- if not execute -%}{{ return(relation) }}{%- endif -%}
-    {%- set columns = landing_zone_columns(table_name) -%}
-    (select
-        {%- for name, type in columns.items() %}
-        cast({{ name }} as {{ landing_zone_type(type) }}) as {{ name }}{% if not loop.last %},{% endif %}
-        {%- endfor %}
-    from parquet.`{{ landing_zone_dir() }}/{{ table_name }}.parquet`)
-{%- endmacro %}
-
 {% macro spark__landing_zone_events(table_name) -%}
     {%- set relation = source('landing_zone', table_name) -%}
     {%- if not execute -%}{{ return(relation) }}{%- endif -%}
@@ -141,5 +137,5 @@
 {% macro spark__reference_table(table_name) -%}
     {%- set relation = source('reference', table_name) -%}
     {%- if not execute -%}{{ return(relation) }}{%- endif -%}
-    (select * from parquet.`{{ env_var('FEATURE_STORE_SPARK_DIR', '../data/spark') }}/reference/{{ table_name }}`)
+    (select * from {{ parquet_file(env_var('FEATURE_STORE_SPARK_DIR', '../data/spark') ~ '/reference/' ~ table_name) }})
 {%- endmacro %}

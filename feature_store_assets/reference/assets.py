@@ -11,12 +11,12 @@ import pandas as pd
 import pandera.errors
 
 from feature_store_assets.landing_zone import LandingZoneError, file_problems
+from feature_store_assets.operations import REPO_DIR  # dbt_subproject/profiles.yml's default ../data/spark is here too
 from feature_store_assets.reference.schemas import client_zip_income_schema, zip_income_schema
 from feature_store_assets.reference.zip_income import match_client_zips, read_irs_zip_income, zip_income_by_zip
 from feature_store_assets.resources import WAREHOUSE_POOL, FeatureStoreResource
 from feature_store_assets.warehouse import connect
 
-REPOSITORY = Path(__file__).resolve().parents[2]  # dbt_subproject/profiles.yml's default ../data/spark is here too
 CLIENT_ZIP_COLUMNS = {"client_id": "bigint", "zip_code": "varchar"}
 
 
@@ -60,7 +60,7 @@ def spark_reference_dir() -> Path | None:
     """
     if os.environ.get("FEATURE_STORE_DBT_TARGET", "duckdb") != "spark":
         return None
-    return Path(os.environ.get("FEATURE_STORE_SPARK_DIR") or REPOSITORY / "data" / "spark").resolve() / "reference"
+    return Path(os.environ.get("FEATURE_STORE_SPARK_DIR") or REPO_DIR / "data" / "spark").resolve() / "reference"
 
 
 def export_for_spark(warehouse: Path, table: str, folder: Path) -> Path:
