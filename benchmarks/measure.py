@@ -27,25 +27,41 @@ class Measured:
     peak_rss_bytes: int
     stdout: str
     report: dict = field(default_factory=dict)  # the JSON line the step printed last, if any
+    peak_by_process: dict[str, int] = field(default_factory=dict)  # at the peak: resident bytes per process of the tree
+
+    @property
+    def peak_breakdown_gib(self) -> dict[str, float]:
+        return {name: round(rss / GIB, 2) for name, rss in self.peak_by_process.items()}
 
     @property
     def peak_rss_gib(self) -> float:
         return self.peak_rss_bytes / GIB
 
 
-def tree_rss(process: psutil.Process) -> int:
-    """Resident bytes of a process and all its descendants (dbt subprocesses, DuckDB threads included)."""
-    total = 0
+def _role(member: psutil.Process) -> str:
+    """What a process of the tree is, for the peak's breakdown: dbt, or the step's own Python (Dagster)."""
+    try:
+        command = " ".join(member.cmdline()[:3])
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return "gone"
+    return "dbt" if "dbt" in command else "step"
+
+
+def tree_rss(process: psutil.Process) -> dict[str, int]:
+    """Resident bytes of a process and all its descendants (dbt subprocesses, DuckDB threads included), per role."""
     try:
         members = [process, *process.children(recursive=True)]
     except psutil.NoSuchProcess:
-        return 0
+        return {}
+    by_role: dict[str, int] = {}
     for member in members:
         try:
-            total += member.memory_info().rss
+            rss = member.memory_info().rss
         except psutil.NoSuchProcess:
-            pass
-    return total
+            continue
+        role = "step" if member.pid == process.pid else _role(member)
+        by_role[role] = by_role.get(role, 0) + rss
+    return by_role
 
 
 def run_measured(command: list[str], env: dict[str, str] | None = None, interval: float = 0.1, cwd: Path | None = None) -> Measured:
@@ -59,12 +75,14 @@ def run_measured(command: list[str], env: dict[str, str] | None = None, interval
         [str(part) for part in command], env={**os.environ, **(env or {})}, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     watched = psutil.Process(process.pid)
-    peak = 0
+    peak, peak_by_process = 0, {}
     output: list[str] = []
     reader = threading.Thread(target=lambda: output.extend(process.stdout), daemon=True)  # type: ignore[arg-type]
     reader.start()
     while process.poll() is None:
-        peak = max(peak, tree_rss(watched))
+        by_role = tree_rss(watched)
+        if sum(by_role.values()) > peak:
+            peak, peak_by_process = sum(by_role.values()), by_role
         time.sleep(interval)
     seconds = time.perf_counter() - began
     reader.join()
@@ -79,7 +97,7 @@ def run_measured(command: list[str], env: dict[str, str] | None = None, interval
                 break
             except json.JSONDecodeError:
                 continue
-    return Measured(seconds=seconds, peak_rss_bytes=peak, stdout=stdout, report=report)
+    return Measured(seconds=seconds, peak_rss_bytes=peak, stdout=stdout, report=report, peak_by_process=peak_by_process)
 
 
 def python_module(module: str, *args: str) -> list[str]:

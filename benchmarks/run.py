@@ -107,7 +107,7 @@ LOGS: list[Path] = []  # where step() keeps each step's output (set by main)
 
 def step(label: str, measured: Measured) -> Measured:
     """Print a step's figures and keep its output (dbt's per-model timings, for profiling) in the work folder."""
-    print(f"  {label}: {measured.seconds:.1f} s, peak RSS {measured.peak_rss_gib:.2f} GiB", flush=True)
+    print(f"  {label}: {measured.seconds:.1f} s, peak RSS {measured.peak_rss_gib:.2f} GiB {measured.peak_breakdown_gib}", flush=True)
     if LOGS:
         LOGS[0].mkdir(parents=True, exist_ok=True)
         (LOGS[0] / f"{label.replace(' ', '_')}.log").write_text(measured.stdout)
@@ -165,6 +165,7 @@ def pipeline_benchmarks(report: Report, scale: Scale, workdir: Path, reuse: bool
     report.add("1", "pipeline / lower bound", ratio, "x", "<= 2", ratio <= 2, "lower bound")
     report.add("7", "naive pandas job, same month (features only)", pandas_job.seconds, "s",
                against=f"{pandas_job.seconds / one.seconds:.2f}x the pipeline's time")
+    report.details["peak_rss_gib_by_process"] = {"one_month": one.peak_breakdown_gib}
     report.add("4", "peak RSS, one month (process tree)", one.peak_rss_gib, "GiB", "<= 4", one.peak_rss_gib <= 4)
     report.add("4", "peak RSS, naive pandas job", pandas_job.peak_rss_gib, "GiB")
 
@@ -177,6 +178,7 @@ def pipeline_benchmarks(report: Report, scale: Scale, workdir: Path, reuse: bool
     report.add("3", "backfill raw rows per second", backfill_rows / backfill.seconds, "rows/s")
     ratio = backfill.seconds / (shape.backfill_months * one.seconds)
     report.add("3", f"backfill / ({shape.backfill_months} x one month)", ratio, "x", "< 1", ratio < 1, "single-month runs")
+    report.details["peak_rss_gib_by_process"]["backfill"] = backfill.peak_breakdown_gib
     report.add("4", "peak RSS, backfill", backfill.peak_rss_gib, "GiB", "<= 4", backfill.peak_rss_gib <= 4)
 
     # 2. history independence: the last month after all the others

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import duckdb
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
 from filelock import FileLock
 
@@ -92,8 +93,8 @@ class LayerTranslator(DagsterDbtTranslator):
             return dg.TimeWindowPartitionMapping(
                 start_offset=-FEATURE_LOOKBACK_MONTHS, end_offset=0, allow_nonexistent_upstream_partitions=True
             )
-        # Mart month M reads its lookback window (at most 12 months) of aggregates and, for product affinity, in-clinic lines.
-        if _layer(dbt_resource_props) == "marts" and _layer(dbt_parent_resource_props) in ("aggregation", "filter"):
+        # Mart month M reads its lookback window (at most 12 months) of aggregates.
+        if _layer(dbt_resource_props) == "marts" and _layer(dbt_parent_resource_props) == "aggregation":
             return dg.TimeWindowPartitionMapping(
                 start_offset=-FEATURE_LOOKBACK_MONTHS, end_offset=0, allow_nonexistent_upstream_partitions=True
             )
@@ -278,11 +279,16 @@ def build_dbt_assets(partitions_def: dg.TimeWindowPartitionsDefinition) -> list[
         if len(chunks) > 1:
             context.log.info(f"built {describe_months(months)} in {len(chunks)} dbt builds: {[describe_months(c) for c in chunks]}")
 
-        built = {
-            name: rows_per_month(settings.warehouse, _relation(node), node["config"]["unique_key"], months)
-            for name, node in monthly_models.items()
-            if name in selected
-        }
+        try:
+            built = {
+                name: rows_per_month(settings.warehouse, _relation(node), node["config"]["unique_key"], months)
+                for name, node in monthly_models.items()
+                if name in selected
+            }
+        except duckdb.Error:
+            if failure is not None:  # dbt failed before it created the tables: its error is the one to report
+                raise failure from None
+            raise
         row_metadata = materialization_row_metadata(settings, manifest, built, months, landed)
         for event in events:
             if isinstance(event, dg.Output):

@@ -128,6 +128,7 @@ def publish_analytics(
         dg.AssetKey(["aggregation", "client_monthly_inclinic_mix"]),
         dg.AssetKey(["aggregation", "client_monthly_web_engagement"]),
         dg.AssetKey(["aggregation", "clinic_monthly_revenue"]),
+        dg.AssetKey(["aggregation", "category_pair_monthly_visits"]),
         dg.AssetKey(["quality", "rejected_rows"]),
         dg.AssetKey(["reference", "client_zip_income"]),
     ],

@@ -16,6 +16,7 @@ TABLE_KEYS = {
     "aggregation.client_monthly_inclinic_mix": ("client_id", "activity_month"),
     "aggregation.client_monthly_web_engagement": ("client_id", "activity_month"),
     "aggregation.clinic_monthly_revenue": ("clinic_id", "activity_month"),
+    "aggregation.category_pair_monthly_visits": ("activity_month", "product_category", "paired_category"),
     "filtered.inclinic_transactions": ("transaction_id", "event_month"),
     "filtered.hd_orders": ("transaction_id", "event_month"),
     "filtered.web_sessions": ("session_id", "event_month"),

@@ -23,6 +23,7 @@ EXPECTED_ASSETS = {
         "quality/rejected_rows",
     ],
     "aggregation": [
+        "aggregation/category_pair_monthly_visits",
         "aggregation/client_monthly_financials",
         "aggregation/client_monthly_inclinic_mix",
         "aggregation/client_monthly_web_engagement",

@@ -237,7 +237,7 @@ def test_marts_read_their_lookback_window_and_run_in_the_monthly_job():
             partition_key="2024-03-01", parent_asset_key=dg.AssetKey(parent), child_asset_key=dg.AssetKey(child)
         ).partitions_subset.get_partition_keys())
 
-    lines = parent_months(["marts", "product_affinity"], ["filtered", "inclinic_transactions"])
+    lines = parent_months(["marts", "product_affinity"], ["aggregation", "category_pair_monthly_visits"])
     assert len(lines) == 12 and lines[0] == "2023-04-01" and lines[-1] == "2024-03-01"
     assert parent_months(["marts", "client_rfm"], ["aggregation", "client_monthly_financials"])[0] == "2023-04-01"
     assert parent_months(["marts", "client_rfm"], ["features", "client_features"]) == ["2024-03-01"]

@@ -116,3 +116,15 @@ def test_killed_run_takes_its_dbt_with_it_and_a_rerun_recovers(store):
     assert digest(store.settings.analytics) == before
     assert materialize("2023-03", "2023-03") == 0  # at once: no lock left behind
     assert_recovered(store, ["2023-01", "2023-02", "2023-03"])
+
+
+def test_dbt_failing_before_it_builds_anything_is_the_error_reported(tmp_path, small_landing_zone, monkeypatch, capfd):
+    """A first run whose dbt dies at start-up (here: an unknown profile target) reports dbt's failure,
+    not the missing tables the row counts after dbt would then trip over."""
+    configure(monkeypatch, tmp_path, small_landing_zone)
+    monkeypatch.setenv("FEATURE_STORE_DBT_TARGET", "no_such_target")
+    assert materialize("2023-01", "2023-01") == 1
+    err = capfd.readouterr().err
+    assert "DagsterDbtCliRuntimeError" in err and "dbt" in err
+    assert "Catalog Error" not in err
+    assert not tmp_path.joinpath("analytics.duckdb").exists()

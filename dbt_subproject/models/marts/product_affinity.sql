@@ -5,56 +5,45 @@ with feature_months as (
     {{ feature_months_relation() }}
 ),
 
--- a visit is one client on one date; its basket is the categories it bought (lines with revenue > 0)
-visit_categories as (
-    select distinct
-        client_id,
-        transaction_date,
-        event_month,
-        product_category
-    from {{ ref('inclinic_transactions') }}
-    where revenue > 0
-        and event_month >= {{ date_literal(window_history_start(lookback)) }}
-        and event_month < {{ date_literal(var('max_date')) }}
-),
-
-window_visit_categories as (
+-- the monthly basket matrices of the window, added up: visits, category visits (the diagonal) and pair visits
+window_matrix as (
     select
         feature_months.feature_month,
-        visit_categories.client_id,
-        visit_categories.transaction_date,
-        visit_categories.product_category
-    from visit_categories
+        matrix.product_category,
+        matrix.paired_category,
+        sum(matrix.visits) as visits
+    from {{ ref('category_pair_monthly_visits') }} as matrix
     inner join feature_months
-        on visit_categories.event_month >= {{ add_months('feature_months.feature_month', 1 - lookback) }}
-        and visit_categories.event_month <= feature_months.feature_month
+        on matrix.activity_month >= {{ add_months('feature_months.feature_month', 1 - lookback) }}
+        and matrix.activity_month <= feature_months.feature_month
+    where matrix.activity_month >= {{ date_literal(window_history_start(lookback)) }}
+        and matrix.activity_month < {{ date_literal(var('max_date')) }}
+    group by feature_months.feature_month, matrix.product_category, matrix.paired_category
 ),
 
 window_visits as (
-    select feature_month, count(*) as visits
-    from (select distinct feature_month, client_id, transaction_date from window_visit_categories) as visits
-    group by feature_month
+    select feature_months.feature_month, sum(months.month_visits) as visits
+    from (select distinct activity_month, month_visits from {{ ref('category_pair_monthly_visits') }}) as months
+    inner join feature_months
+        on months.activity_month >= {{ add_months('feature_months.feature_month', 1 - lookback) }}
+        and months.activity_month <= feature_months.feature_month
+    group by feature_months.feature_month
 ),
 
 category_visits as (
-    select feature_month, product_category, count(*) as category_visits
-    from window_visit_categories
-    group by feature_month, product_category
+    select feature_month, product_category, visits as category_visits
+    from window_matrix
+    where product_category = paired_category
 ),
 
 pair_visits as (
     select
-        antecedent.feature_month,
-        antecedent.product_category as antecedent_category,
-        consequent.product_category as consequent_category,
-        count(*) as pair_visits
-    from window_visit_categories as antecedent
-    inner join window_visit_categories as consequent
-        on antecedent.feature_month = consequent.feature_month
-        and antecedent.client_id = consequent.client_id
-        and antecedent.transaction_date = consequent.transaction_date
-        and antecedent.product_category != consequent.product_category
-    group by antecedent.feature_month, antecedent.product_category, consequent.product_category
+        feature_month,
+        product_category as antecedent_category,
+        paired_category as consequent_category,
+        visits as pair_visits
+    from window_matrix
+    where product_category != paired_category
 ),
 
 rules as (
