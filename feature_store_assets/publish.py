@@ -71,10 +71,13 @@ def publish_analytics(
             shutil.copyfile(analytics, staging)
         with limit_memory(duckdb.connect(str(staging))) as con:
             con.execute(f"attach '{warehouse}' as warehouse (read_only)")
+            # views too: with the Spark target, the warehouse reads dbt's tables through views (warehouse.py)
             tables = con.execute(
                 "select schema_name, table_name from duckdb_tables() "
-                "where database_name = 'warehouse' and list_contains(?, schema_name) order by 1, 2",
-                [list(schemas)],
+                "where database_name = 'warehouse' and list_contains(?, schema_name) "
+                "union select schema_name, view_name from duckdb_views() "
+                "where database_name = 'warehouse' and list_contains(?, schema_name) and not internal order by 1, 2",
+                [list(schemas), list(schemas)],
             ).fetchall()
             staging_database = con.execute("select current_database()").fetchone()[0]
             source_columns = _columns(con, "warehouse")

@@ -19,6 +19,8 @@ class FeatureStoreResource(dg.ConfigurableResource):
     start_month: str
     analytics: str
     quality_mode: str = "enforce"
+    dbt_target: str = "duckdb"
+    spark_dir: str = ""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> FeatureStoreResource:
@@ -29,6 +31,8 @@ class FeatureStoreResource(dg.ConfigurableResource):
             start_month=settings.start_month,
             analytics=str(settings.analytics),
             quality_mode=settings.quality_mode,
+            dbt_target=settings.dbt_target,
+            spark_dir=str(settings.spark_dir),
         )
 
     @property
@@ -41,5 +45,7 @@ class FeatureStoreResource(dg.ConfigurableResource):
                 "FEATURE_STORE_START_MONTH": self.start_month,
                 "FEATURE_STORE_ANALYTICS": self.analytics,
                 "FEATURE_STORE_QUALITY_MODE": self.quality_mode,
+                "FEATURE_STORE_DBT_TARGET": self.dbt_target,
+                "FEATURE_STORE_SPARK_DIR": self.spark_dir,
             }
         )

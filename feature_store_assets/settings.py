@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -28,6 +28,10 @@ _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 # Beyond the contract: `warn` reports the quality checks' failures without blocking publishing,
 # for onboarding a new landing zone whose volumes and rejection rates are not known yet.
 QUALITY_MODES = ("enforce", "warn")
+# Beyond the contract: the dbt profile target (README, Scaling out). `spark` builds the models on Spark,
+# whose state (warehouse, metastore, logs) lives in FEATURE_STORE_SPARK_DIR; anything else is a DuckDB target.
+SPARK_TARGET = "spark"
+DEFAULT_SPARK_DIR = "data/spark"
 
 
 class ConfigurationError(ValueError):
@@ -42,6 +46,8 @@ class Settings:
     start_month: str  # YYYY-MM
     analytics: Path
     quality_mode: str = "enforce"
+    dbt_target: str = "duckdb"
+    spark_dir: Path = field(default_factory=lambda: Path(DEFAULT_SPARK_DIR).resolve())
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Settings:
@@ -67,7 +73,14 @@ class Settings:
             start_month=start_month,
             analytics=path("FEATURE_STORE_ANALYTICS"),
             quality_mode=quality_mode,
+            dbt_target=env.get("FEATURE_STORE_DBT_TARGET") or "duckdb",
+            spark_dir=(cwd / (env.get("FEATURE_STORE_SPARK_DIR") or DEFAULT_SPARK_DIR)).resolve(),
         )
+
+    @property
+    def on_spark(self) -> bool:
+        """dbt builds the models on Spark: the DuckDB warehouse then reads them through views (warehouse.py)."""
+        return self.dbt_target == SPARK_TARGET
 
     @property
     def start_date(self) -> str:
@@ -83,4 +96,6 @@ class Settings:
             "FEATURE_STORE_START_MONTH": self.start_month,
             "FEATURE_STORE_ANALYTICS": str(self.analytics),
             "FEATURE_STORE_QUALITY_MODE": self.quality_mode,
+            "FEATURE_STORE_DBT_TARGET": self.dbt_target,
+            "FEATURE_STORE_SPARK_DIR": str(self.spark_dir),
         }

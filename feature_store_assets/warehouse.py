@@ -7,7 +7,7 @@ one unit of work and closed before dbt (a subprocess) runs.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
@@ -96,9 +96,14 @@ def months_built_by_run(path: Path, run_id: str) -> list[date]:
 
 
 def rows_per_month(path: Path, relation: str, month_column: str, months: Iterable[date]) -> dict[date, int]:
-    """Row count of each month of a table (0 for months with no rows)."""
+    """Row count of each month of a table (0 for months with no rows, and for a table not created yet:
+    dbt failed before it, or dbt on Spark wrote no file for it)."""
     months = list(months)
+    if not path.exists():
+        return dict.fromkeys(months, 0)
     with connect(path, read_only=True) as con:
+        if not table_exists(con, *relation.split(".")):
+            return dict.fromkeys(months, 0)
         found = dict(
             con.execute(
                 f"select {month_column}, count(*) from {relation} where list_contains(?, {month_column}) group by 1",
@@ -109,11 +114,66 @@ def rows_per_month(path: Path, relation: str, month_column: str, months: Iterabl
 
 
 def rejected_rows_by_table(path: Path, months: Iterable[date]) -> dict[str, int]:
-    """Rejected rows of the months, per landing-zone table."""
+    """Rejected rows of the months, per landing-zone table (none before dbt created the table)."""
+    if not path.exists():
+        return {}
     with connect(path, read_only=True) as con:
+        if not table_exists(con, "quality", "rejected_rows"):
+            return {}
         return dict(
             con.execute(
                 "select table_name, count(*) from quality.rejected_rows where list_contains(?, event_month) group by 1",
                 [list(months)],
             ).fetchall()
         )
+
+
+class SparkWarehouseError(RuntimeError):
+    """The DuckDB warehouse cannot mirror a table dbt built on Spark."""
+
+
+def spark_table_folder(spark_dir: Path, schema: str, table: str) -> Path:
+    """Where Spark keeps a managed table (spark.sql.warehouse.dir in dbt_subproject/profiles.yml)."""
+    return spark_dir / "warehouse" / f"{schema}.db" / table
+
+
+def mirror_spark_tables(path: Path, spark_dir: Path, tables: Mapping[tuple[str, str], Mapping[str, str]]) -> list[str]:
+    """Views in the DuckDB warehouse over the Parquet folders of tables dbt built on Spark, with column comments.
+
+    tables: (schema, table) -> {column: description}. With the Spark target, everything after dbt (row
+    counts, checks, ledger, catalog, publishing) reads these views as it reads DuckDB's own tables. A
+    month-partitioned table gets its month key back from the `key=value` folder names (hive partitioning),
+    as its last column, where Spark puts it too. The views read the folders at query time, so a month
+    dbt adds later shows up without re-creating them. Returns the tables without any Parquet file yet
+    (no view). A DuckDB table of the same name (a warehouse built on DuckDB) is an error: one warehouse
+    file per engine.
+    """
+    empty = []
+    with connect(path) as con:
+        for (schema, table), descriptions in sorted(tables.items()):
+            kind = con.execute(
+                "select table_type from information_schema.tables where table_schema = ? and table_name = ?", [schema, table]
+            ).fetchone()
+            if kind and kind[0] != "VIEW":
+                raise SparkWarehouseError(
+                    f"{path} has a DuckDB table {schema}.{table}: with FEATURE_STORE_DBT_TARGET=spark, point "
+                    "FEATURE_STORE_WAREHOUSE at a warehouse file of its own (README, Scaling out)"
+                )
+            folder = spark_table_folder(spark_dir, schema, table)
+            if not any(folder.rglob("*.parquet")):
+                empty.append(f"{schema}.{table}")
+                continue
+            files = str(folder / "**" / "*.parquet").replace("'", "''")
+            con.execute(f'create schema if not exists "{schema}"')
+            con.execute(
+                f'create or replace view "{schema}"."{table}" as '
+                f"select * from read_parquet('{files}', hive_partitioning = true)"
+            )
+            columns = {row[0] for row in con.execute(
+                "select column_name from duckdb_columns() where schema_name = ? and table_name = ?", [schema, table]
+            ).fetchall()}
+            for column, description in descriptions.items():
+                if column in columns and description:
+                    literal = "'" + description.replace("'", "''") + "'"
+                    con.execute(f'comment on column "{schema}"."{table}"."{column}" is {literal}')
+    return empty

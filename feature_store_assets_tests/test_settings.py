@@ -50,3 +50,12 @@ def test_duckdb_memory_limit_has_one_default_for_python_and_dbt(monkeypatch, tmp
     monkeypatch.setenv(MEMORY_LIMIT_ENV, "1GB")
     with connect(tmp_path / "w.duckdb") as con:
         assert con.execute("select current_setting('memory_limit')").fetchone()[0] in ("953.6 MiB", "1.0 GiB", "1000.0 MB")
+
+
+def test_the_dbt_target_and_spark_folder_reach_dbt_as_absolute_settings(tmp_path):
+    default = Settings.from_env({}, cwd=tmp_path)
+    assert (default.dbt_target, default.on_spark, default.spark_dir) == ("duckdb", False, tmp_path / "data" / "spark")
+    spark = Settings.from_env({"FEATURE_STORE_DBT_TARGET": "spark", "FEATURE_STORE_SPARK_DIR": "sp"}, cwd=tmp_path)
+    assert spark.on_spark
+    assert spark.as_env()["FEATURE_STORE_SPARK_DIR"] == str(tmp_path / "sp")
+    assert spark.as_env()["FEATURE_STORE_DBT_TARGET"] == "spark"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -11,7 +10,6 @@ import pandas as pd
 import pandera.errors
 
 from feature_store_assets.landing_zone import LandingZoneError, file_problems
-from feature_store_assets.operations import REPO_DIR  # dbt_subproject/profiles.yml's default ../data/spark is here too
 from feature_store_assets.reference.schemas import client_zip_income_schema, zip_income_schema
 from feature_store_assets.reference.zip_income import match_client_zips, read_irs_zip_income, zip_income_by_zip
 from feature_store_assets.resources import WAREHOUSE_POOL, FeatureStoreResource
@@ -52,20 +50,10 @@ def validated(schema, frame: pd.DataFrame, asset_key: list[str]):
     return coerced
 
 
-def spark_reference_dir() -> Path | None:
-    """Where dbt on Spark reads the reference tables (FEATURE_STORE_SPARK_DIR/reference); None on DuckDB.
-
-    The Python assets keep their small reference tables in DuckDB on either engine, and hand
-    a Parquet copy to Spark (dbt_subproject/macros/landing_zone.sql, reference_table).
-    """
-    if os.environ.get("FEATURE_STORE_DBT_TARGET", "duckdb") != "spark":
-        return None
-    return Path(os.environ.get("FEATURE_STORE_SPARK_DIR") or REPO_DIR / "data" / "spark").resolve() / "reference"
-
-
-def export_for_spark(warehouse: Path, table: str, folder: Path) -> Path:
-    """Write reference.<table> as Parquet to folder/<table>/ (replacing it), for Spark to read."""
-    target = folder / table
+def export_for_spark(warehouse: Path, table: str, spark_dir: Path) -> Path:
+    """Write reference.<table> as Parquet to <spark_dir>/reference/<table>/ (replacing it), where dbt on Spark
+    reads it (dbt_subproject/macros/landing_zone.sql, reference_table)."""
+    target = spark_dir / "reference" / table
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
     with connect(warehouse, read_only=True) as con:
@@ -135,8 +123,8 @@ def client_zip_income(feature_store: FeatureStoreResource):
         source = con.execute("select zip_code, avg_agi, avg_agi_pctl from reference.zip_income").df()
     matched = yield from validated(client_zip_income_schema, match_client_zips(clients, source), CLIENT_ZIP_INCOME)
     write_table(settings.warehouse, "reference", "client_zip_income", matched)
-    if (spark_dir := spark_reference_dir()) is not None:
-        export_for_spark(settings.warehouse, "client_zip_income", spark_dir)
+    if settings.on_spark:  # the Python assets keep their tables in DuckDB; dbt on Spark reads a Parquet copy
+        export_for_spark(settings.warehouse, "client_zip_income", settings.spark_dir)
     counts = matched["zip_income_match"].value_counts()
     yield dg.MaterializeResult(
         metadata={

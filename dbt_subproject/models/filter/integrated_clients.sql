@@ -1,6 +1,7 @@
 -- Clients whose home clinic's integration is complete: the only clients whose data is trusted.
 -- A view, so every monthly run sees the landing zone's current clinics and clients without a second dbt invocation.
-{{ config(materialized='view', tags=['monthly']) }}
+-- On Spark a table rebuilt by every build: the same freshness, and Parquet files the DuckDB side can read.
+{{ config(materialized='table' if target.type == 'spark' else 'view', tags=['monthly']) }}
 
 select
     clients.client_id,
