@@ -126,3 +126,48 @@ def test_cli_lists_and_shows_features(store, monkeypatch, capsys):
     assert entry["leakage_risk"] == "medium" and entry["source_tables"] == ["clients", "zip_income"]
     assert main(["features", "show", "no_such_feature"]) == 1
     assert "Valid features: tenure_days" in capsys.readouterr().err
+
+
+def test_month_values_are_recounted_for_the_given_months_only():
+    """The catalog's availability comes from per-month counts; a run recounts its own months (pure DuckDB)."""
+    import datetime as dt
+
+    import duckdb
+
+    from feature_store_assets.serving.catalog import MONTH_VALUES_TABLE, Feature, availability, month_values, update_month_values
+
+    jan, feb, mar = dt.date(2023, 1, 1), dt.date(2023, 2, 1), dt.date(2023, 3, 1)
+    con = duckdb.connect()
+    con.execute("create schema features")
+    con.execute(
+        "create table features.client_features as select * from (values "
+        "(1, date '2023-01-01', null, 1.0), (2, date '2023-01-01', null, 2.0), (1, date '2023-02-01', 5, null)) "
+        "t(client_id, feature_month, a, b)"
+    )
+    first = update_month_values(con, ["a", "b"], [feb])  # no table yet: every month is counted
+    assert sorted(map(tuple, first.values.tolist())) == [(jan, "a", 2, 0), (jan, "b", 2, 2), (feb, "a", 1, 1), (feb, "b", 1, 0)]
+
+    # February rebuilt with other values, March added: only they are recounted; a stale January count would stay
+    con.execute("delete from features.client_features where feature_month = date '2023-02-01'")
+    con.execute("insert into features.client_features values (1, date '2023-02-01', null, 3.0), (1, date '2023-03-01', 7, 4.0)")
+    con.execute(f"update {MONTH_VALUES_TABLE} set month_rows = 99 where feature_month = date '2023-01-01'")
+    after = update_month_values(con, ["a", "b"], [feb, mar])
+    by_key = {(m, f): (r, n) for m, f, r, n in after.values.tolist()}
+    assert by_key[(feb, "a")] == (1, 0) and by_key[(feb, "b")] == (1, 1) and by_key[(mar, "a")] == (1, 1)
+    assert by_key[(jan, "a")] == (99, 0)  # not recounted: the run did not build January
+    assert len(after) == 6
+
+    # a new feature column: everything is recounted
+    con.execute("alter table features.client_features add column c integer")
+    recounted = update_month_values(con, ["a", "b", "c"], [mar])
+    assert len(recounted) == 9 and (recounted["month_rows"] < 99).all()
+    assert sorted(map(tuple, recounted.values.tolist())) == sorted(map(tuple, month_values(con, ["a", "b", "c"]).values.tolist()))
+
+    def feature(name):
+        return Feature(name, "", "integer", "client_id", "1m", (), "feature-store", (), "low", "")
+
+    features = availability([feature(n) for n in ("a", "b", "c")], recounted)
+    a, b, c = features
+    assert (a.first_month, a.last_month, a.latest_month, a.latest_null_rate) == (mar, mar, mar, 0.0)
+    assert (b.first_month, b.last_month) == (jan, mar)
+    assert (c.first_month, c.last_month, c.latest_null_rate) == (None, None, 1.0)

@@ -11,8 +11,8 @@ import dagster as dg
 
 from feature_store_assets.dbt import load_manifest
 from feature_store_assets.resources import WAREHOUSE_POOL, FeatureStoreResource
-from feature_store_assets.serving.catalog import feature_definitions, with_availability, write_catalog
-from feature_store_assets.warehouse import connect
+from feature_store_assets.serving.catalog import availability, feature_definitions, update_month_values, write_catalog
+from feature_store_assets.warehouse import connect, months_built_by_run
 
 
 @dg.asset(
@@ -24,10 +24,13 @@ from feature_store_assets.warehouse import connect
     description="One row per feature of client_features: description, data type, window, lineage, owner, tags "
     "and leakage risk from the dbt yml; first and last month available and the latest null rate from the data.",
 )
-def feature_catalog(feature_store: FeatureStoreResource) -> dg.MaterializeResult:
+def feature_catalog(context, feature_store: FeatureStoreResource) -> dg.MaterializeResult:
     definitions = feature_definitions(load_manifest())
+    # availability from per-month counts, recounted for the months this run built (from the ledger)
+    months = months_built_by_run(feature_store.settings.warehouse, context.run_id)
     with connect(feature_store.settings.warehouse) as con:
-        features = with_availability(definitions, con)
+        values = update_month_values(con, [f.name for f in definitions], months)
+        features = availability(definitions, values)
         write_catalog(con, features, built_at=datetime.now())
     latest = features[0].latest_month if features else None
     return dg.MaterializeResult(
