@@ -86,8 +86,27 @@ def raw_rows(store: Store, first: int, last: int) -> dict[str, int]:
     return rows
 
 
+def warm_page_cache(store: Store, first: int, last: int) -> int:
+    """Read months first..last of the landing zone (and the client and clinic files) once, unmeasured.
+
+    Every step then starts with its input in the OS page cache, whichever ran first: the pipeline, the lower
+    bound and the pandas job read the same month. Returns the bytes read.
+    """
+    files = [store.raw_dir / "clients.parquet", store.raw_dir / "clinics.parquet"]
+    for index in range(first, last + 1):
+        files += sorted(store.raw_dir.glob(f"*/month={month(index)}/*.parquet"))
+    read = 0
+    for path in files:
+        with path.open("rb") as handle:
+            while chunk := handle.read(1 << 24):
+                read += len(chunk)
+    return read
+
+
 def materialize(store: Store, first: int, last: int) -> Measured:
-    """`feature-store materialize` over months first..last as one Dagster run (every layer, checks, publish), measured."""
+    """`feature-store materialize` over months first..last as one Dagster run (every layer, checks, publish), measured
+    with the months' raw files in the page cache."""
+    warm_page_cache(store, first, last)
     return run_measured(
         python_module("feature_store_assets.cli", "materialize", "--from", month(first), "--to", month(last)),
         env=store.env,
