@@ -32,6 +32,7 @@ from benchmarks.feast_env import feast_python
 from benchmarks.measure import GIB, Measured, machine, python_module, run_measured
 from benchmarks.pipeline import PipelineScale, Store, generate, materialize, month, raw_rows, warm_page_cache
 from benchmarks.serving import entity_rows, export_snapshots, synthetic_store
+from feature_store_assets.dbt import prepare_manifest
 from feature_store_assets.warehouse import memory_limit
 
 HERE = Path(__file__).resolve().parent
@@ -143,6 +144,9 @@ def pipeline_benchmarks(report: Report, scale: Scale, workdir: Path, reuse: bool
         print(f"  generated in {seconds:.0f} s: {counts}")
     for path in (store.warehouse, store.analytics):
         path.unlink(missing_ok=True)
+    # parse the dbt project once, unmeasured, as a deployment does (`dagster-dbt project prepare-and-package`):
+    # otherwise the first measured run would pay for it
+    prepare_manifest()
     first_rows = raw_rows(store, 1, 1)
     report.details["month_1_raw_rows"] = first_rows
 
