@@ -73,12 +73,17 @@ def snapshot_match_sql(max_age_months: int | None) -> str:
 
 
 def snapshot_features_sql(features: Sequence[str]) -> str:
-    """The matched snapshots' features, one row per entity row, in no particular order (sorting is cheaper in pandas)."""
+    """The matched snapshots' features, one row per entity row, in input order.
+
+    DuckDB sorts the joined rows as it hands them over at almost no extra cost; reordering afterwards in
+    pandas (a take over 31 nullable columns) was the largest single cost of a 1M-row retrieval.
+    """
     columns = ", ".join(f"f.{quote(name)}" for name in features)
     return f"""
         select m.{_ROW}, m.{SNAPSHOT_COLUMN}{', ' if features else ''}{columns}
         from matched m left join {FEATURES_TABLE} f
             on f.{ENTITY} = m.{ENTITY} and f.{SNAPSHOT_COLUMN} = m.{SNAPSHOT_COLUMN}
+        order by m.{_ROW}
     """
 
 
@@ -115,13 +120,12 @@ def get_training_features(
         # A temp table gives the optimizer the exact row count, so the hash join builds on the entity side.
         con.execute(f"create temp table matched as {snapshot_match_sql(max_age_months)}")
         found = con.sql(snapshot_features_sql(names)).to_arrow_table()
-    if found.num_rows != len(entity_df):  # LEFT joins keep every entity row once; anything else is a bug
-        raise AssertionError(f"point-in-time join returned {found.num_rows} rows for {len(entity_df)}")
-    order = np.argsort(found.column(_ROW).to_numpy(), kind="stable")
+    # LEFT joins keep every entity row once, sorted by position: anything else is a bug
+    if not np.array_equal(found.column(_ROW).to_numpy(), np.arange(len(entity_df))):
+        raise AssertionError(f"point-in-time join returned {found.num_rows} rows for {len(entity_df)}, or out of order")
     found = found.drop_columns([_ROW])
     # self_destruct frees each Arrow column once converted: the result is never held twice
     looked_up = found.to_pandas(types_mapper=_NULLABLE_INTEGERS.get, date_as_object=False, split_blocks=True, self_destruct=True)
     del found
-    looked_up = looked_up.take(order)
     looked_up.index = entity_df.index
     return pd.concat([entity_df, looked_up], axis=1)
