@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import duckdb
@@ -92,6 +92,17 @@ def months_built_by_run(path: Path, run_id: str) -> list[date]:
         if not table_exists(con, "quality", "materialized_months"):
             return []
         found = con.execute(f"select distinct month from {LEDGER} where dagster_run_id = ? order by 1", [run_id]).fetchall()
+    return [row[0] for row in found]
+
+
+def months_materialized_since(con: duckdb.DuckDBPyConnection, model: str, since: datetime | None) -> list[date]:
+    """Months the ledger says the model was materialized in after `since` (every month when None)."""
+    if not table_exists(con, "quality", "materialized_months"):
+        return []
+    found = con.execute(
+        f"select distinct month from {LEDGER} where model = ? and (?::timestamp is null or materialized_at > ?) order by 1",
+        [model, since, since],
+    ).fetchall()
     return [row[0] for row in found]
 
 

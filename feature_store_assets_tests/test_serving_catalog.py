@@ -171,3 +171,21 @@ def test_month_values_are_recounted_for_the_given_months_only():
     assert (a.first_month, a.last_month, a.latest_month, a.latest_null_rate) == (mar, mar, mar, 0.0)
     assert (b.first_month, b.last_month) == (jan, mar)
     assert (c.first_month, c.last_month, c.latest_null_rate) == (None, None, 1.0)
+
+
+def test_the_catalog_recounts_the_months_materialized_since_it_was_built(tmp_path):
+    """Months a run without the catalog rebuilt are recounted by the next catalog build, not left stale."""
+    import datetime as dt
+
+    from feature_store_assets.warehouse import connect, months_materialized_since, record_materialized_months
+
+    warehouse = tmp_path / "warehouse.duckdb"
+    jan, feb = dt.date(2023, 1, 1), dt.date(2023, 2, 1)
+    record_materialized_months(warehouse, {"client_features": {jan: 10}, "hd_orders": {feb: 3}}, "run-1")
+    with connect(warehouse) as con:
+        (built_at,) = con.execute("select current_timestamp::timestamp").fetchone()
+    record_materialized_months(warehouse, {"client_features": {feb: 12}}, "run-2")
+    with connect(warehouse, read_only=True) as con:
+        assert months_materialized_since(con, "client_features", None) == [jan, feb]
+        assert months_materialized_since(con, "client_features", built_at) == [feb]
+        assert months_materialized_since(con, "hd_orders", built_at) == []

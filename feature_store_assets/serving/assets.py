@@ -12,7 +12,8 @@ import dagster as dg
 from feature_store_assets.dbt import load_manifest
 from feature_store_assets.resources import WAREHOUSE_POOL, FeatureStoreResource
 from feature_store_assets.serving.catalog import availability, feature_definitions, update_month_values, write_catalog
-from feature_store_assets.warehouse import connect, months_built_by_run
+from feature_store_assets.serving.published import CATALOG_TABLE
+from feature_store_assets.warehouse import connect, months_materialized_since, table_exists
 
 
 @dg.asset(
@@ -24,11 +25,15 @@ from feature_store_assets.warehouse import connect, months_built_by_run
     description="One row per feature of client_features: description, data type, window, lineage, owner, tags "
     "and leakage risk from the dbt yml; first and last month available and the latest null rate from the data.",
 )
-def feature_catalog(context, feature_store: FeatureStoreResource) -> dg.MaterializeResult:
+def feature_catalog(feature_store: FeatureStoreResource) -> dg.MaterializeResult:
     definitions = feature_definitions(load_manifest())
-    # availability from per-month counts, recounted for the months this run built (from the ledger)
-    months = months_built_by_run(feature_store.settings.warehouse, context.run_id)
     with connect(feature_store.settings.warehouse) as con:
+        # availability from per-month counts, recounted for every month of client_features materialized since
+        # the catalog was last built (from the ledger): this run's months, and any a run without the catalog built
+        built_at = con.execute(f"select max(built_at) from {CATALOG_TABLE}").fetchone()[0] if table_exists(
+            con, *CATALOG_TABLE.split(".")
+        ) else None
+        months = months_materialized_since(con, "client_features", built_at)
         values = update_month_values(con, [f.name for f in definitions], months)
         features = availability(definitions, values)
         write_catalog(con, features, built_at=datetime.now())

@@ -109,7 +109,8 @@ def feature_definitions(manifest: Mapping[str, Any]) -> list[Feature]:
 
 
 # Per feature month: its rows and each feature's non-null values. The catalog's availability is computed from
-# this small table, which each run updates for the months it built only: a month's cost, whatever the history
+# this small table, which each catalog build updates for the months materialized since the previous one only
+# (feature_store_assets/serving/assets.py): a month's cost, whatever the history
 # (recomputing it over all of client_features took 40 s at 24 months of 2M clients).
 MONTH_VALUES_TABLE = "features.feature_month_values"
 MONTH_VALUES_COLUMNS = {
