@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.feast_env import feast_python
-from benchmarks.measure import GIB, Measured, machine, python_module, run_measured
+from benchmarks.measure import Measured, machine, python_module, run_measured
 from benchmarks.pipeline import PipelineScale, Store, generate, materialize, month, raw_rows, warm_page_cache
 from benchmarks.serving import entity_rows, export_snapshots, synthetic_store
 from feature_store_assets.dbt import prepare_manifest

@@ -24,16 +24,12 @@ import dagster as dg
 import duckdb
 
 from feature_store_assets.resources import WAREHOUSE_POOL, FeatureStoreResource
-from feature_store_assets.warehouse import limit_memory, months_built_by_run
+from feature_store_assets.warehouse import comment_on_columns, limit_memory, months_built_by_run, quote
 
 # Schemas analysts read. The filter layer's event tables stay in the warehouse: they are large and row-level.
 PUBLISHED_SCHEMAS = ("features", "aggregation", "quality", "reference", "marts")
 # The month key of a monthly table: the first of these columns it has.
 MONTH_COLUMNS = ("feature_month", "activity_month", "event_month", "snapshot_month")
-
-
-def _quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
 
 
 def _columns(con: duckdb.DuckDBPyConnection, database: str) -> dict[tuple[str, str], list[tuple[str, str]]]:
@@ -87,18 +83,18 @@ def publish_analytics(
                 "where database_name = 'warehouse' and comment is not null and comment != ''"
             ).fetchall()
             for schema in sorted({schema for schema, _ in tables}):
-                con.execute(f"create schema if not exists {_quote(schema)}")
+                con.execute(f"create schema if not exists {quote(schema)}")
             published = set(tables)
             for schema, table in set(published_columns) - published:  # gone from the warehouse
-                con.execute(f"drop table if exists {_quote(schema)}.{_quote(table)}")
+                con.execute(f"drop table if exists {quote(schema)}.{quote(table)}")
             for schema, table in tables:
-                name = f"{_quote(schema)}.{_quote(table)}"
+                name = f"{quote(schema)}.{quote(table)}"
                 columns = source_columns[(schema, table)]
                 month_column = next((c for c in MONTH_COLUMNS if c in dict(columns)), None)
                 if incremental and month_column and published_columns.get((schema, table)) == columns:
-                    con.execute(f"delete from {name} where list_contains(?, {_quote(month_column)})", [months])
+                    con.execute(f"delete from {name} where list_contains(?, {quote(month_column)})", [months])
                     con.execute(
-                        f"insert into {name} select * from warehouse.{name} where list_contains(?, {_quote(month_column)})",
+                        f"insert into {name} select * from warehouse.{name} where list_contains(?, {quote(month_column)})",
                         [months],
                     )
                 else:
@@ -106,8 +102,7 @@ def publish_analytics(
                 rows[f"{schema}.{table}"] = con.execute(f"select count(*) from {name}").fetchone()[0]
             for schema, table, column, comment in comments:
                 if (schema, table) in published:
-                    literal = "'" + comment.replace("'", "''") + "'"  # COMMENT ON takes no parameters
-                    con.execute(f"comment on column {_quote(schema)}.{_quote(table)}.{_quote(column)} is {literal}")
+                    comment_on_columns(con, f"{quote(schema)}.{quote(table)}", {column: comment})
             con.execute("detach warehouse")
             con.execute("checkpoint")
         os.replace(staging, analytics)

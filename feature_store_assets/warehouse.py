@@ -41,6 +41,24 @@ def connect(path: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConn
         con.close()
 
 
+def quote(identifier: str) -> str:
+    """A SQL identifier, quoted."""
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def sql_string(value: str) -> str:
+    """A SQL string literal, for the statements that take no parameters (COMMENT ON, ATTACH, read_parquet in a view)."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def comment_on_columns(con: duckdb.DuckDBPyConnection, relation: str, comments: Mapping[str, str]) -> None:
+    """Set each column's comment (publishing copies them); columns without a comment are left alone.
+    relation: as SQL spells it; column names are quoted here."""
+    for column, comment in comments.items():
+        if comment:
+            con.execute(f"comment on column {relation}.{quote(column)} is {sql_string(comment)}")
+
+
 def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
     found = con.execute(
         "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
@@ -174,17 +192,14 @@ def mirror_spark_tables(path: Path, spark_dir: Path, tables: Mapping[tuple[str, 
             if not any(folder.rglob("*.parquet")):
                 empty.append(f"{schema}.{table}")
                 continue
-            files = str(folder / "**" / "*.parquet").replace("'", "''")
-            con.execute(f'create schema if not exists "{schema}"')
+            relation = f"{quote(schema)}.{quote(table)}"
+            con.execute(f"create schema if not exists {quote(schema)}")
             con.execute(
-                f'create or replace view "{schema}"."{table}" as '
-                f"select * from read_parquet('{files}', hive_partitioning = true)"
+                f"create or replace view {relation} as "
+                f"select * from read_parquet({sql_string(str(folder / '**' / '*.parquet'))}, hive_partitioning = true)"
             )
             columns = {row[0] for row in con.execute(
                 "select column_name from duckdb_columns() where schema_name = ? and table_name = ?", [schema, table]
             ).fetchall()}
-            for column, description in descriptions.items():
-                if column in columns and description:
-                    literal = "'" + description.replace("'", "''") + "'"
-                    con.execute(f'comment on column "{schema}"."{table}"."{column}" is {literal}')
+            comment_on_columns(con, relation, {c: d for c, d in descriptions.items() if c in columns})
     return empty

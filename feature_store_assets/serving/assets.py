@@ -12,7 +12,7 @@ import dagster as dg
 from feature_store_assets.dbt import load_manifest
 from feature_store_assets.resources import WAREHOUSE_POOL, FeatureStoreResource
 from feature_store_assets.serving.catalog import availability, feature_definitions, update_month_values, write_catalog
-from feature_store_assets.serving.published import CATALOG_TABLE
+from feature_store_assets.serving.published import CATALOG_TABLE, FEATURE_MODEL
 from feature_store_assets.warehouse import connect, months_materialized_since, table_exists
 
 
@@ -33,7 +33,7 @@ def feature_catalog(feature_store: FeatureStoreResource) -> dg.MaterializeResult
         built_at = con.execute(f"select max(built_at) from {CATALOG_TABLE}").fetchone()[0] if table_exists(
             con, *CATALOG_TABLE.split(".")
         ) else None
-        months = months_materialized_since(con, "client_features", built_at)
+        months = months_materialized_since(con, FEATURE_MODEL, built_at)
         values = update_month_values(con, [f.name for f in definitions], months)
         features = availability(definitions, values)
         write_catalog(con, features, built_at=datetime.now())

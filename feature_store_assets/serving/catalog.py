@@ -31,10 +31,10 @@ from feature_store_assets.serving.published import (
     SNAPSHOT_COLUMN,
     UnknownFeatures,
     open_analytics,
-    quote,
     require_features_table,
     table_exists,
 )
+from feature_store_assets.warehouse import comment_on_columns, quote
 from feature_store_assets.warehouse import table_exists as warehouse_table_exists
 
 NOT_FEATURES = (ENTITY, SNAPSHOT_COLUMN, "clinic_id")
@@ -171,9 +171,7 @@ def update_month_values(con: duckdb.DuckDBPyConnection, names: Sequence[str], mo
         columns = ", ".join(f"{quote(name)} {sql_type}" for name, (sql_type, _) in MONTH_VALUES_COLUMNS.items())
         con.execute("create schema if not exists features")
         con.execute(f"create or replace table {MONTH_VALUES_TABLE} ({columns})")
-        for name, (_, comment) in MONTH_VALUES_COLUMNS.items():
-            literal = "'" + comment.replace("'", "''") + "'"
-            con.execute(f"comment on column {MONTH_VALUES_TABLE}.{quote(name)} is {literal}")
+        comment_on_columns(con, MONTH_VALUES_TABLE, {name: comment for name, (_, comment) in MONTH_VALUES_COLUMNS.items()})
         fresh = month_values(con, names)
     con.register("fresh_month_values", fresh)
     con.execute(f"insert into {MONTH_VALUES_TABLE} select * from fresh_month_values")
@@ -218,9 +216,7 @@ def write_catalog(con: duckdb.DuckDBPyConnection, features: Sequence[Feature], b
     con.execute("create schema if not exists features")
     con.execute(f"create or replace table {CATALOG_TABLE} as select {columns} from catalog_rows order by position")
     con.unregister("catalog_rows")
-    for name, (_, comment) in CATALOG_COLUMNS.items():
-        literal = "'" + comment.replace("'", "''") + "'"
-        con.execute(f"comment on column {CATALOG_TABLE}.{quote(name)} is {literal}")
+    comment_on_columns(con, CATALOG_TABLE, {name: comment for name, (_, comment) in CATALOG_COLUMNS.items()})
 
 
 def read_catalog(con: duckdb.DuckDBPyConnection) -> list[Feature]:

@@ -36,9 +36,9 @@ from feature_store_assets.serving.published import (
     not_published,
     open_analytics,
     published_at,
-    quote,
     table_exists,
 )
+from feature_store_assets.warehouse import quote
 
 UNKNOWN_CLIENT = "unknown client: no published feature snapshot"
 _TEXT_TYPES = ("VARCHAR",)

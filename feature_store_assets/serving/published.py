@@ -15,6 +15,8 @@ from pathlib import Path
 
 import duckdb
 
+from feature_store_assets.warehouse import sql_string
+
 FEATURES_TABLE = "features.client_features"
 CATALOG_TABLE = "features.feature_catalog"
 LEDGER_TABLE = "quality.materialized_months"
@@ -62,10 +64,6 @@ def published_at(identity: FileIdentity) -> datetime:
     return datetime.fromtimestamp(identity.mtime_ns / 1e9, tz=UTC)
 
 
-def quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
-
-
 def not_published(path: Path) -> AnalyticsUnavailable:
     return AnalyticsUnavailable(f"no published analytics file at {path}: run `feature-store materialize` first")
 
@@ -82,8 +80,7 @@ def open_analytics(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
         raise not_published(path)
     con = duckdb.connect(":memory:")
     try:
-        literal = "'" + str(path).replace("'", "''") + "'"
-        con.execute(f"attach {literal} as analytics (read_only)")
+        con.execute(f"attach {sql_string(str(path))} as analytics (read_only)")
         con.execute("use analytics")
         yield con
     finally:

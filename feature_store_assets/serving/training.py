@@ -22,8 +22,8 @@ from feature_store_assets.serving.published import (
     SNAPSHOT_COLUMN,
     ServingError,
     open_analytics,
-    quote,
 )
+from feature_store_assets.warehouse import quote
 
 EVENT_TIMESTAMP = "event_timestamp"
 _ROW = "__row"
