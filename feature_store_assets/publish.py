@@ -24,7 +24,7 @@ import dagster as dg
 import duckdb
 
 from feature_store_assets.resources import WAREHOUSE_POOL, FeatureStoreResource
-from feature_store_assets.warehouse import comment_on_columns, limit_memory, months_built_by_run, quote
+from feature_store_assets.warehouse import comment_on_columns, limit_memory, months_built_by_run, quote, sql_string
 
 # Schemas analysts read. The filter layer's event tables stay in the warehouse: they are large and row-level.
 PUBLISHED_SCHEMAS = ("features", "aggregation", "quality", "reference", "marts")
@@ -66,7 +66,7 @@ def publish_analytics(
         if incremental:
             shutil.copyfile(analytics, staging)
         with limit_memory(duckdb.connect(str(staging))) as con:
-            con.execute(f"attach '{warehouse}' as warehouse (read_only)")
+            con.execute(f"attach {sql_string(str(warehouse))} as warehouse (read_only)")
             # views too: with the Spark target, the warehouse reads dbt's tables through views (warehouse.py)
             tables = con.execute(
                 "select schema_name, table_name from duckdb_tables() "
