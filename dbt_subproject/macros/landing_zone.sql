@@ -49,10 +49,11 @@
     {{ return(adapter.dispatch('parquet_file', 'feature_store')(path)) }}
 {%- endmacro %}
 {% macro duckdb__parquet_file(path) -%}
-    read_parquet('{{ path }}')
+    read_parquet({{ sql_string(path) }})
 {%- endmacro %}
+{# Spark names the file by a backquoted identifier, where a backquote is doubled. #}
 {% macro spark__parquet_file(path) -%}
-    parquet.`{{ path }}`
+    parquet.`{{ path | replace('`', '``') }}`
 {%- endmacro %}
 
 {#
@@ -68,7 +69,7 @@
     {%- set columns = landing_zone_columns(table_name) -%}
     {%- set globs = [] -%}
     {%- for month in window_months() -%}
-        {%- do globs.append("select file from glob('" ~ landing_zone_dir() ~ "/" ~ table_name ~ "/month=" ~ month[:7] ~ "/*.parquet')") -%}
+        {%- do globs.append('select file from glob(' ~ sql_string(landing_zone_dir() ~ '/' ~ table_name ~ '/month=' ~ month[:7] ~ '/*.parquet') ~ ')') -%}
     {%- endfor -%}
     {%- set files = run_query(globs | join(' union all ') ~ ' order by file').columns[0].values() -%}
     {%- if files | length == 0 %}
@@ -85,7 +86,7 @@
         {%- endfor %}
         month as folder_month
     from read_parquet(
-        [{% for file in files %}'{{ file | replace("'", "''") }}'{% if not loop.last %}, {% endif %}{% endfor %}],
+        [{% for file in files %}{{ sql_string(file) }}{% if not loop.last %}, {% endif %}{% endfor %}],
         hive_partitioning = true,
         hive_types = {'month': 'VARCHAR'}
     ))
@@ -111,7 +112,7 @@
             {{ name }} {{ landing_zone_type(type) }},
             {%- endfor %}
             month string
-        ) using parquet partitioned by (month) location '{{ landing_zone_dir() }}/{{ table_name }}'
+        ) using parquet partitioned by (month) location {{ sql_string(landing_zone_dir() ~ '/' ~ table_name) }}
     {%- endset -%}
     {%- do run_query(ddl) -%}
     {%- do run_query('alter table ' ~ table ~ ' recover partitions') -%}

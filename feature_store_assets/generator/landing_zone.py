@@ -21,6 +21,8 @@ from pathlib import Path
 
 import duckdb
 
+from feature_store_assets.warehouse import sql_string
+
 DEFAULT_ZIP_INCOME_CSV = (
     Path(__file__).resolve().parent.parent / "reference" / "data" / "zip_income_sample.csv"
 )
@@ -263,12 +265,8 @@ def _coprime_step(modulus: int) -> int:
     return 1
 
 
-def _sql_text(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 def _sql_list(values) -> str:
-    return "[" + ", ".join(_sql_text(value) for value in values) + "]"
+    return "[" + ", ".join(sql_string(value) for value in values) + "]"
 
 
 def _timestamp(day: date) -> str:
@@ -282,8 +280,8 @@ def _weighted_choice(uniform: str, weights: dict[str, float]) -> str:
     cumulative, branches = 0.0, []
     for name in others:
         cumulative += weights[name] / total
-        branches.append(f"WHEN {uniform} < {cumulative!r} THEN {_sql_text(name)}")
-    return f"CASE {' '.join(branches)} ELSE {_sql_text(last)} END"
+        branches.append(f"WHEN {uniform} < {cumulative!r} THEN {sql_string(name)}")
+    return f"CASE {' '.join(branches)} ELSE {sql_string(last)} END"
 
 
 def _quota_choice(rank: str, n: int, shares: dict[str, float]) -> str:
@@ -293,13 +291,13 @@ def _quota_choice(rank: str, n: int, shares: dict[str, float]) -> str:
     branches, upper = [], 0
     for name in minorities:
         upper += min(n - 1 - upper, max(1, round(shares[name] * n)))
-        branches.append(f"WHEN {rank} < {upper} THEN {_sql_text(name)}")
-    return f"CASE {' '.join(branches)} ELSE {_sql_text(majority)} END"
+        branches.append(f"WHEN {rank} < {upper} THEN {sql_string(name)}")
+    return f"CASE {' '.join(branches)} ELSE {sql_string(majority)} END"
 
 
 def _lookup(expression: str, mapping: dict[str, float], default: float) -> str:
     """SQL CASE mapping the values of expression through mapping."""
-    branches = " ".join(f"WHEN {_sql_text(key)} THEN {value!r}" for key, value in mapping.items())
+    branches = " ".join(f"WHEN {sql_string(key)} THEN {value!r}" for key, value in mapping.items())
     return f"CASE {expression} {branches} ELSE {default!r} END"
 
 
@@ -317,7 +315,7 @@ def _define_random_macros(con: duckdb.DuckDBPyConnection, seed: int) -> None:
 
 def _load_source_zips(con: duckdb.DuckDBPyConnection, zip_income_csv: Path) -> None:
     """The income file's ZIPs ordered by state and ZIP, with each state's index range."""
-    source = f"read_csv({_sql_text(str(zip_income_csv))}, all_varchar = true, header = true)"
+    source = f"read_csv({sql_string(str(zip_income_csv))}, all_varchar = true, header = true)"
     # IRS column names change case between years
     columns = con.execute(f"SELECT * FROM {source} LIMIT 0").description
     by_lower_name = {column[0].lower(): column[0] for column in columns}
@@ -407,7 +405,7 @@ def _write_clinics(con: duckdb.DuckDBPyConnection, path: Path, options: Generato
                 integration_completed_at::DATE AS integration_completed_at
             FROM clinic_profile
             ORDER BY clinic_id
-        ) TO {_sql_text(str(path))} (FORMAT parquet)
+        ) TO {sql_string(str(path))} (FORMAT parquet)
     """)
     return n
 
@@ -497,7 +495,7 @@ def _write_clients(con: duckdb.DuckDBPyConnection, path: Path, options: Generato
                 created_at::TIMESTAMP AS created_at
             FROM client_profile
             ORDER BY client_id
-        ) TO {_sql_text(str(path))} (FORMAT parquet)
+        ) TO {sql_string(str(path))} (FORMAT parquet)
     """)
     return options.clients
 
@@ -588,7 +586,7 @@ def _copy_with_redeliveries(con: duckdb.DuckDBPyConnection, query: str, key: str
                 FROM ({query})
             )
             ORDER BY {key}
-        ) TO {_sql_text(str(path))} (FORMAT parquet)
+        ) TO {sql_string(str(path))} (FORMAT parquet)
     """)
 
 

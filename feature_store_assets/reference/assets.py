@@ -13,7 +13,7 @@ from feature_store_assets.landing_zone import LandingZoneError, file_problems
 from feature_store_assets.reference.schemas import client_zip_income_schema, zip_income_schema
 from feature_store_assets.reference.zip_income import match_client_zips, read_irs_zip_income, zip_income_by_zip
 from feature_store_assets.resources import WAREHOUSE_POOL, FeatureStoreResource
-from feature_store_assets.warehouse import connect
+from feature_store_assets.warehouse import connect, quote, sql_string
 
 CLIENT_ZIP_COLUMNS = {"client_id": "bigint", "zip_code": "varchar"}
 
@@ -57,7 +57,7 @@ def export_for_spark(warehouse: Path, table: str, spark_dir: Path) -> Path:
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
     with connect(warehouse, read_only=True) as con:
-        con.execute(f"copy reference.{table} to '{target / 'part-0.parquet'}' (format parquet)")
+        con.execute(f"copy reference.{quote(table)} to {sql_string(str(target / 'part-0.parquet'))} (format parquet)")
     return target
 
 
