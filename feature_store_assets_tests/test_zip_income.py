@@ -57,6 +57,27 @@ def test_non_numeric_values_are_named(tmp_path):
         zip_income_by_zip(read_irs_zip_income(path), path)
 
 
+def test_header_without_data_rows_names_the_file(tmp_path):
+    path = write(tmp_path, "STATEFIPS,STATE,zipcode,agi_stub,N1,A00100\n")
+    with pytest.raises(ZipIncomeFileError, match="no data rows") as error:
+        read_irs_zip_income(path)
+    assert str(path) in str(error.value)
+
+
+def test_file_of_only_state_totals_and_other_names_the_file(tmp_path):
+    path = write(tmp_path, "STATEFIPS,STATE,zipcode,agi_stub,N1,A00100\n25,MA,0,1,1000,50000\n25,MA,99999,1,50,1000\n")
+    with pytest.raises(ZipIncomeFileError, match="none of its 2 rows is a ZIP code") as error:
+        zip_income_by_zip(read_irs_zip_income(path), path)
+    assert str(path) in str(error.value)
+
+
+def test_file_whose_zips_have_no_returns_names_the_file(tmp_path):
+    path = write(tmp_path, "STATEFIPS,STATE,zipcode,agi_stub,N1,A00100\n25,MA,2138,1,0,0\n")
+    with pytest.raises(ZipIncomeFileError, match=r"no ZIP code has returns \(N1 > 0\)") as error:
+        zip_income_by_zip(read_irs_zip_income(path), path)
+    assert str(path) in str(error.value)
+
+
 def test_the_shipped_sample_parses_and_has_ties_and_leading_zero_zips():
     by_zip = zip_income_by_zip(read_irs_zip_income(SAMPLE_ZIP_INCOME), SAMPLE_ZIP_INCOME)
     assert len(by_zip) >= 100

@@ -43,6 +43,8 @@ def read_irs_zip_income(path: str | Path) -> pd.DataFrame:
     if "AGI_STUB" in by_canonical:
         wanted.append(by_canonical["AGI_STUB"])
     frame = pd.read_csv(path, usecols=wanted, dtype=str, keep_default_na=False)
+    if frame.empty:
+        raise ZipIncomeFileError(f"{path}: has the required columns but no data rows")
     return frame.rename(columns={name: name.strip().upper() for name in wanted})
 
 
@@ -70,7 +72,8 @@ def zip_income_by_zip(irs_rows: pd.DataFrame, path: str | Path = "<zip income>")
     """One row per ZIP: returns, AGI and average AGI per return (sum of A00100 x 1000 / sum of N1).
 
     Brackets are summed before dividing: per-bracket averages are never averaged.
-    ZIPs with no returns have no average and are left out of the source.
+    ZIPs with no returns have no average and are left out of the source. A file left with
+    no ZIP (only 00000 and 99999 rows, or no returns anywhere) is a ZipIncomeFileError.
     """
     zips = irs_rows["ZIPCODE"].str.strip().str.zfill(5)
     frame = pd.DataFrame(
@@ -82,12 +85,19 @@ def zip_income_by_zip(irs_rows: pd.DataFrame, path: str | Path = "<zip income>")
         }
     )
     frame = frame[~frame["zip_code"].isin(NOT_ZIP_CODES) & frame["zip_code"].str.fullmatch(r"\d{5}")]
+    if frame.empty:
+        raise ZipIncomeFileError(
+            f"{path}: none of its {len(irs_rows)} rows is a ZIP code "
+            f"(state totals {NOT_ZIP_CODES[0]} and 'other' {NOT_ZIP_CODES[1]} are skipped)"
+        )
     by_zip = (
         frame.groupby("zip_code", sort=True)
         .agg(state=("state", "first"), n_returns=("n_returns", "sum"), agi_thousands=("agi_thousands", "sum"))
         .reset_index()
     )
     by_zip = by_zip[by_zip["n_returns"] > 0].reset_index(drop=True)
+    if by_zip.empty:
+        raise ZipIncomeFileError(f"{path}: no ZIP code has returns (N1 > 0), so none has an average AGI")
     by_zip["avg_agi"] = by_zip["agi_thousands"] * 1000.0 / by_zip["n_returns"]
     by_zip["avg_agi_pctl"] = percent_rank(by_zip["avg_agi"])
     return by_zip
