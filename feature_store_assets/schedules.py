@@ -14,9 +14,12 @@ SCHEDULE_HOUR = 6
 
 
 def monthly_job(partitions_def: dg.PartitionsDefinition) -> dg.UnresolvedAssetJobDefinition:
+    """Every layer and its checks but the freshness check: a run never evaluates it (it has its own schedule)."""
+    from feature_store_assets.freshness import latest_complete_month_published  # freshness reads the tick times above
+
     return dg.define_asset_job(
         MONTHLY_JOB,
-        selection=dg.AssetSelection.groups(*PIPELINE_GROUPS),
+        selection=dg.AssetSelection.groups(*PIPELINE_GROUPS) - dg.AssetSelection.checks(latest_complete_month_published),
         partitions_def=partitions_def,
         description="Reference data, then the filter, aggregation and feature layers for one month or a range of months, then the analytics file.",
     )

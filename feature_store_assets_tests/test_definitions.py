@@ -6,6 +6,7 @@ import dagster as dg
 import pytest
 
 from feature_store_assets.definitions import build_definitions
+from feature_store_assets.freshness import FRESHNESS_CHECK
 from feature_store_assets.schedules import MONTHLY_JOB
 from feature_store_assets.settings import Settings
 
@@ -97,6 +98,10 @@ def test_monthly_job_covers_every_layer(defs):
     selected = {k.to_user_string() for k in job.asset_layer.selected_asset_keys}
     assert "features/client_features" in selected and "reference/zip_income" in selected
     assert not any(k.startswith("landing_zone/") for k in selected)
+    # every check of those layers but the freshness check, which has its own schedule (freshness.py)
+    checks = job.asset_layer.asset_graph.asset_check_keys
+    assert any(c.name.startswith("rows_in_every_window_month") for c in checks)
+    assert dg.AssetCheckKey(dg.AssetKey(["publish", "analytics_database"]), FRESHNESS_CHECK) not in checks
 
 
 def test_schedule_runs_the_previous_month_on_the_second_at_six(defs):

@@ -10,6 +10,7 @@ import sys
 import textwrap
 import time
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -20,12 +21,20 @@ from feature_store_assets.cli import main
 from feature_store_assets.definitions import build_definitions
 from feature_store_assets.dbt_process import WRAPPER_NAME
 from feature_store_assets.freshness import (
+    FRESH,
     FRESHNESS_JOB,
+    OVERDUE,
+    SOURCE_LATE,
+    UNPUBLISHED,
+    freshness,
     freshness_result,
+    landed_months,
+    latest_complete_month,
     latest_due_month,
     latest_published_month,
     month_due,
 )
+from feature_store_assets.landing_zone import EVENT_TABLES
 from feature_store_assets.logs import run_loggers
 from feature_store_assets.resources import WAREHOUSE_POOL
 from feature_store_assets.schedules import MONTHLY_JOB
@@ -152,15 +161,108 @@ def test_latest_due_month_is_the_previous_month_once_the_schedule_and_grace_days
     assert month_due(due) <= now
 
 
-def test_freshness_check_passes_on_time_and_says_how_overdue_otherwise():
-    now = datetime(2024, 3, 10, 12, tzinfo=UTC)
-    assert freshness_result(date(2024, 2, 1), now).passed
-    late = freshness_result(date(2024, 1, 1), now)
+NOW = datetime(2024, 3, 10, 12, tzinfo=UTC)  # February was due at 2024-03-05 06:00 UTC
+SOURCE = Path("/landing/raw")
+
+
+def test_freshness_is_fresh_once_the_latest_month_due_is_published():
+    fresh = freshness(date(2024, 2, 1), date(2024, 2, 1), NOW, SOURCE)
+    assert fresh.state == FRESH and fresh.passed and fresh.severity is None
+    assert fresh.description == "the analytics file holds 2024-02; 2024-02 was the latest month due"
+    result = freshness_result(fresh)
+    assert result.passed and result.metadata["state"].value == FRESH
+    # a month that has landed but is not due yet is no failure
+    early = freshness(date(2024, 1, 1), date(2024, 2, 1), datetime(2024, 3, 3, tzinfo=UTC), SOURCE)
+    assert early.passed and "2024-02 has landed and is due at 2024-03-05 06:00 UTC" in early.description
+
+
+def test_freshness_is_overdue_when_a_landed_month_is_past_due_and_not_published():
+    late = freshness(date(2024, 1, 1), date(2024, 2, 1), NOW, SOURCE)
+    assert late.state == OVERDUE and not late.passed and late.severity == "ERROR"
+    assert "2024-02 has landed in /landing/raw and was due at 2024-03-05 06:00 UTC (5 days ago)" in late.description
+    assert late.metadata["awaited_month"] == "2024-02" and late.metadata["days_late"] == 5
+    result = freshness_result(late)
+    assert not result.passed and result.severity == dg.AssetCheckSeverity.ERROR
+    assert result.metadata["days_late"].value == 5
+    # several months behind: the first unpublished month is the one named
+    behind = freshness(date(2023, 10, 1), date(2024, 2, 1), NOW, SOURCE)
+    assert behind.state == OVERDUE and "2023-11 has landed" in behind.description and "up to 2024-02" in behind.description
+
+
+def test_freshness_is_source_late_when_the_newest_landed_month_is_published():
+    waiting = freshness(date(2024, 1, 1), date(2024, 1, 1), NOW, SOURCE)
+    assert waiting.state == SOURCE_LATE and not waiting.passed and waiting.severity == "WARN"
+    assert waiting.description.startswith("source late: the landing zone's newest complete month, 2024-01, is published")
+    assert "2024-02 was due at 2024-03-05 06:00 UTC (5 days ago)" in waiting.description
+    assert "/landing/raw/<table>/month=2024-02/" in waiting.description
+    assert freshness_result(waiting).severity == dg.AssetCheckSeverity.WARN
+    # historical data (the demo's): years behind the calendar, still the source's delay, not ours
+    history = freshness(date(2023, 12, 1), date(2023, 12, 1), datetime(2026, 11, 22, tzinfo=UTC), SOURCE)
+    assert history.state == SOURCE_LATE and history.severity == "WARN" and "2024-01 was due" in history.description
+    empty = freshness(date(2024, 1, 1), None, NOW, SOURCE)
+    assert empty.state == SOURCE_LATE and "the landing zone /landing/raw holds no complete month" in empty.description
+
+
+def test_freshness_with_nothing_published_is_an_error_only_once_a_landed_month_is_due():
+    nothing = freshness(None, None, NOW, SOURCE)
+    assert nothing.state == UNPUBLISHED and nothing.severity == "WARN" and "holds no complete month" in nothing.description
+    landed = freshness(None, date(2024, 1, 1), NOW, SOURCE)
+    assert landed.state == UNPUBLISHED and landed.severity == "ERROR"
+    assert "complete months up to 2024-01, which was due at 2024-02-05 06:00 UTC (34 days ago)" in landed.description
+    not_due = freshness(None, date(2024, 2, 1), datetime(2024, 3, 3, tzinfo=UTC), SOURCE)
+    assert not_due.state == UNPUBLISHED and not_due.severity == "WARN" and "is due at 2024-03-05" in not_due.description
+
+
+def test_a_month_has_landed_when_every_event_table_has_a_file_and_the_month_is_over(tmp_path):
+    def land(table, month, name="part-0.parquet"):
+        folder = tmp_path / table / f"month={month}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / name).touch()  # names only: the check never opens a file
+
+    for table in EVENT_TABLES:
+        land(table, "2024-01")
+        land(table, "2024-03")  # the current month at NOW: still filling
+    land("transactions", "2024-02")
+    land("web_sessions", "2024-02")
+    (tmp_path / "transactions_inclinic" / "month=2024-02").mkdir()  # a folder without a file has not landed
+    land("transactions", "month=bad", "x.parquet")
+    (tmp_path / "transactions" / "_SUCCESS").touch()
+    landed = landed_months(tmp_path)
+    assert landed["transactions"] == {date(2024, 1, 1), date(2024, 2, 1), date(2024, 3, 1)}
+    assert landed["transactions_inclinic"] == {date(2024, 1, 1), date(2024, 3, 1)}
+    assert latest_complete_month(landed, before=date(2024, 3, 1)) == date(2024, 1, 1)
+    assert latest_complete_month(landed, before=date(2024, 4, 1)) == date(2024, 3, 1)
+    assert latest_complete_month(landed_months(tmp_path / "missing"), before=date(2024, 3, 1)) is None
+
+
+def test_the_freshness_job_tells_the_source_s_delay_from_the_store_s(tmp_path):
+    analytics = tmp_path / "analytics.duckdb"
+    with duckdb.connect(str(analytics)) as con:
+        con.execute("create schema features")
+        con.execute("create table features.client_features as select date '2023-02-01' as feature_month")
+    for table in EVENT_TABLES:
+        for month in ("2023-01", "2023-02"):
+            (tmp_path / "raw" / table / f"month={month}").mkdir(parents=True)
+            (tmp_path / "raw" / table / f"month={month}" / "part-0.parquet").touch()
+    settings = Settings.from_env({"FEATURE_STORE_START_MONTH": "2023-01", "FEATURE_STORE_RAW_DIR": str(tmp_path / "raw"),
+                                  "FEATURE_STORE_ANALYTICS": str(analytics), "FEATURE_STORE_WAREHOUSE": str(tmp_path / "w.duckdb")})
+    job = build_definitions(settings).resolve_job_def(FRESHNESS_JOB)
+
+    def evaluate():
+        result = job.execute_in_process(instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+        assert result.success  # a failed check is no failed run
+        [evaluation] = result.get_asset_check_evaluations()
+        return evaluation
+
+    waiting = evaluate()
+    assert not waiting.passed and waiting.severity == dg.AssetCheckSeverity.WARN
+    assert waiting.metadata["state"].value == SOURCE_LATE and "month=2023-03/" in waiting.description
+    for table in EVENT_TABLES:
+        (tmp_path / "raw" / table / "month=2023-03").mkdir()
+        (tmp_path / "raw" / table / "month=2023-03" / "part-0.parquet").touch()
+    late = evaluate()
     assert not late.passed and late.severity == dg.AssetCheckSeverity.ERROR
-    assert "2024-02 was due at 2024-03-05 06:00 UTC (5 days ago)" in late.description
-    assert late.metadata["days_overdue"].value == 5
-    empty = freshness_result(None, now)
-    assert not empty.passed and "holds nothing" in empty.description
+    assert late.metadata["state"].value == OVERDUE and "2023-03 has landed" in late.description
 
 
 def test_latest_published_month_is_read_from_the_analytics_file(tmp_path):
