@@ -11,11 +11,14 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from datetime import UTC, date, datetime
 
 import pytest
 
-from feature_store_assets.serving.api import STALE_AFTER_DAYS
+from feature_store_assets.freshness import MONTH_FOLDER
+from feature_store_assets.landing_zone import EVENT_TABLES
 from feature_store_assets.serving.catalog import load_catalog
 from feature_store_assets.serving.online import UNKNOWN_CLIENT
 from feature_store_assets_tests.serving_support import analytics_query, published_store
@@ -81,13 +84,60 @@ def clients(store) -> list[int]:
     return march["client_id"].tolist()
 
 
-def test_health_reports_the_latest_month_and_its_age(base, clients):
+def test_health_reports_the_latest_month_its_age_and_that_a_landed_month_is_overdue(base, store, clients):
+    # 2023-01..2023-03 are served; the landing zone also holds 2023-04, long past due: the store is late
     status, health = call(base, "GET", f"{API}/health")
-    assert status == 200 and health["status"] == "ok"
+    assert status == 200 and health["status"] == "degraded" and health["stale"] is True
+    assert health["freshness"]["state"] == "overdue"
+    message = health["freshness"]["message"]
+    assert message.startswith("overdue: the analytics file holds 2023-03, but 2023-04 has landed in ")
+    assert str(store.raw_dir) in message and "was due at 2023-05-05 06:00 UTC" in message
     assert health["latest_feature_month"] == "2023-03-01"
     assert health["age_days"] == (datetime.now(UTC).date() - date(2023, 4, 1)).days
-    assert health["stale"] is (health["age_days"] > STALE_AFTER_DAYS)
     assert health["clients"] >= len(clients) and health["features"] == 31
+
+
+@contextmanager
+def app_server(app) -> Iterator[str]:
+    """The app on a real uvicorn server in a thread; yields its URL."""
+    import threading
+
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            assert thread.is_alive(), "the server did not start"
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{server.config.port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def folder_names_only(raw_dir: Path, months: list[str]) -> Path:
+    """A landing zone of empty files: freshness reads folder and file names, never the files."""
+    for table in EVENT_TABLES:
+        for month in months:
+            (raw_dir / table / f"{MONTH_FOLDER}{month}").mkdir(parents=True)
+            (raw_dir / table / f"{MONTH_FOLDER}{month}" / "part-0.parquet").touch()
+    return raw_dir
+
+
+def test_health_says_the_source_is_late_when_the_landing_zone_has_nothing_newer(store, tmp_path):
+    from feature_store_assets.serving.api import create_app
+
+    raw_dir = folder_names_only(tmp_path / "raw", ["2023-01", "2023-02", "2023-03"])
+    with app_server(create_app(store.settings.analytics, raw_dir=raw_dir)) as url:
+        status, health = call(url, "GET", f"{API}/health")
+    assert status == 200 and health["status"] == "degraded" and health["stale"] is True
+    assert health["freshness"]["state"] == "source_late"
+    message = health["freshness"]["message"]
+    assert message.startswith("source late: the landing zone's newest complete month, 2023-03, is published; 2023-04 was due")
+    assert f"{raw_dir}/<table>/month=2023-04/" in message
+    assert health["latest_feature_month"] == "2023-03-01"
 
 
 def test_discovery_lists_and_filters_the_catalog(base, store):
@@ -180,22 +230,12 @@ def test_openapi_document_is_served(base):
 
 
 def test_before_anything_is_published_the_api_says_503_and_starts_anyway(tmp_path):
-    import threading
-
-    import uvicorn
-
     from feature_store_assets.serving.api import create_app
 
-    server = uvicorn.Server(uvicorn.Config(create_app(tmp_path / "missing.duckdb"), host="127.0.0.1", port=free_port(), log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        while not server.started:
-            time.sleep(0.05)
-        url = f"http://127.0.0.1:{server.config.port}"
+    raw_dir = folder_names_only(tmp_path / "raw", ["2023-01"])
+    with app_server(create_app(tmp_path / "missing.duckdb", raw_dir=raw_dir)) as url:
         status, health = call(url, "GET", f"{API}/health")
         assert status == 503 and health["status"] == "unavailable" and "materialize" in health["message"]
+        assert health["freshness"]["state"] == "unpublished"
+        assert "nothing is published; the landing zone" in health["freshness"]["message"]
         assert call(url, "POST", f"{API}/inference", {"client_ids": [1]})[0] == 503
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)

@@ -21,6 +21,7 @@ from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from feature_store_assets.freshness import FRESH, current_freshness
 from feature_store_assets.months import add_months
 from feature_store_assets.serving.online import OnlineStore
 from feature_store_assets.serving.published import (
@@ -31,12 +32,11 @@ from feature_store_assets.serving.published import (
     UnknownFeatures,
 )
 from feature_store_assets.serving.training import EVENT_TIMESTAMP, get_training_features
+from feature_store_assets.settings import Settings
 
 PREFIX = "/api/v1/features"
 MAX_INFERENCE_IDS = 10_000
 MAX_TRAINING_ROWS = 100_000  # larger training sets: the Python API or `feature-store training`
-# The schedule publishes month M on the 2nd of M+1: older than this, a monthly run was missed.
-STALE_AFTER_DAYS = 35
 NO_SNAPSHOT = "no feature snapshot ended at or before event_timestamp"
 
 Value = float | int | str | None
@@ -120,11 +120,17 @@ class DiscoveryResponse(BaseModel):
     features: list[CatalogEntry]
 
 
+class FreshnessState(BaseModel):
+    state: str = Field(description="fresh, source_late (the landing zone is late), overdue (the store is late) or unpublished")
+    message: str = Field(description="the freshness check's description: which month, since when, what to do")
+
+
 class Health(BaseModel):
-    status: str
+    status: str = Field(description="ok when fresh; degraded when the served data is behind the month due; unavailable")
+    freshness: FreshnessState | None = None
     latest_feature_month: date | None = None
     age_days: int | None = Field(None, description="days since the end (E) of the latest month served")
-    stale: bool | None = Field(None, description=f"age_days > {STALE_AFTER_DAYS}: a monthly run was missed")
+    stale: bool | None = Field(None, description="the latest month due is not served (freshness.state is not fresh)")
     published_at: datetime | None = None
     loaded_at: datetime | None = None
     clients: int | None = None
@@ -182,18 +188,22 @@ def training_rows(request: TrainingRequest, analytics: Path) -> list[dict[str, A
     return rows
 
 
-def health_report(store: OnlineStore, today: date) -> tuple[int, dict[str, Any]]:
+def health_report(store: OnlineStore, raw_dir: Path, now: datetime) -> tuple[int, dict[str, Any]]:
+    """The served month, its age and the freshness check's state (the same rule, over the served file and `raw_dir`)."""
     try:
         snapshot = store.snapshot
     except AnalyticsUnavailable as error:
-        return 503, {"status": "unavailable", "message": str(error)}
+        fresh = current_freshness(None, raw_dir, now)
+        return 503, {"status": "unavailable", "freshness": {"state": fresh.state, "message": fresh.description},
+                     "message": str(error)}
     latest = snapshot.latest_month
-    age = (today - add_months(latest, 1)).days if latest else None
+    fresh = current_freshness(latest, raw_dir, now)
     return 200, {
-        "status": "ok",
+        "status": "ok" if fresh.passed else "degraded",
+        "freshness": {"state": fresh.state, "message": fresh.description},
         "latest_feature_month": latest,
-        "age_days": age,
-        "stale": age is None or age > STALE_AFTER_DAYS,
+        "age_days": (now.date() - add_months(latest, 1)).days if latest else None,
+        "stale": fresh.state != FRESH,
         "published_at": snapshot.published_at,
         "loaded_at": snapshot.loaded_at,
         "clients": snapshot.clients,
@@ -202,7 +212,7 @@ def health_report(store: OnlineStore, today: date) -> tuple[int, dict[str, Any]]
     }
 
 
-def build_router(store: OnlineStore) -> APIRouter:
+def build_router(store: OnlineStore, raw_dir: Path) -> APIRouter:
     router = APIRouter(prefix=PREFIX, tags=["features"])
 
     @router.get("/discovery", response_model=DiscoveryResponse, summary="The feature catalog, optionally filtered")
@@ -238,17 +248,22 @@ def build_router(store: OnlineStore) -> APIRouter:
         rows = await asyncio.to_thread(training_rows, request, store.analytics)
         return ServingJSONResponse({"rows": rows})
 
-    @router.get("/health", response_model=Health, summary="The latest month served and its age")
+    @router.get("/health", response_model=Health, summary="The latest month served, its age and whether it is on time")
     async def health():
-        status, report = health_report(store, datetime.now(UTC).date())
+        # a directory listing of the landing zone: off the event loop, like the training rows
+        status, report = await asyncio.to_thread(health_report, store, raw_dir, datetime.now(UTC))
         return ServingJSONResponse(status_code=status, content=report)
 
     return router
 
 
-def create_app(analytics: Path, refresh_interval: float = 1.0) -> FastAPI:
-    """The API over the analytics file; it loads on startup and re-checks the file every refresh_interval s."""
+def create_app(analytics: Path, refresh_interval: float = 1.0, raw_dir: Path | None = None) -> FastAPI:
+    """The API over the analytics file; it loads on startup and re-checks the file every refresh_interval s.
+
+    `/health` judges freshness against the landing zone `raw_dir` (default: FEATURE_STORE_RAW_DIR's).
+    """
     store = OnlineStore(analytics, load=False)
+    raw_dir = raw_dir or Settings.from_env().raw_dir
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -280,5 +295,5 @@ def create_app(analytics: Path, refresh_interval: float = 1.0) -> FastAPI:
     async def bad_request(request: Request, error: ServingError):
         return ServingJSONResponse(status_code=400, content={"detail": {"message": str(error)}})
 
-    app.include_router(build_router(store))
+    app.include_router(build_router(store, raw_dir))
     return app
