@@ -78,6 +78,11 @@ class ValueRange:
         return f"{self.low} to {self.high}"
 
 
+def _largest_decimal(precision: int, scale: int) -> Decimal:
+    """The largest value of DECIMAL(precision, scale): 10^(precision - scale) - 10^-scale."""
+    return Decimal(10) ** (precision - scale) - Decimal(1).scaleb(-scale)
+
+
 def contract_range(contract_type: str) -> ValueRange | None:
     """The range of an integer or DECIMAL(p,s) contract type (DuckDB's DECIMAL is DECIMAL(18,3)); None for other types."""
     kind = _kind(contract_type)
@@ -87,7 +92,7 @@ def contract_range(contract_type: str) -> ValueRange | None:
     if kind in ("decimal", "numeric"):
         sizes = [int(n) for n in re.findall(r"\d+", contract_type)] or [18, 3]
         precision, scale = sizes[0], sizes[1] if len(sizes) > 1 else 0
-        top = Decimal(10) ** (precision - scale) - Decimal(1).scaleb(-scale)
+        top = _largest_decimal(precision, scale)
         return ValueRange(-top, top, scale)
     return None
 
@@ -99,7 +104,7 @@ def _type_bounds(actual: pa.DataType) -> tuple[Decimal, Decimal] | None:
             return Decimal(0), Decimal(2**actual.bit_width - 1)
         return Decimal(-(2 ** (actual.bit_width - 1))), Decimal(2 ** (actual.bit_width - 1) - 1)
     if pa.types.is_decimal(actual):
-        top = Decimal(10) ** (actual.precision - actual.scale) - Decimal(1).scaleb(-actual.scale)
+        top = _largest_decimal(actual.precision, actual.scale)
         return -top, top
     return None
 
