@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
+import uuid
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
@@ -13,7 +13,8 @@ from pathlib import Path
 import dagster as dg
 
 from feature_store_assets.months import add_months, describe_months, format_month, month_range, parse_month
-from feature_store_assets.operations import add_ui_command
+from feature_store_assets.operations import add_dagster_home_option, add_ui_command, instance_home, open_instance
+from feature_store_assets.runs import RunInProgress, acquire, process_tags, release
 from feature_store_assets.settings import ConfigurationError, Settings
 from feature_store_assets.serving.cli import add_serving_commands
 
@@ -36,15 +37,20 @@ class MaterializationFailed(RuntimeError):
     """A run failed; the message names the failed steps and their errors."""
 
 
-def _instance() -> dg.DagsterInstance:
-    # A configured DAGSTER_HOME keeps run history for the UI; otherwise the run leaves no trace but the warehouse.
-    return dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+def _instance(dagster_home: str | None = None) -> dg.DagsterInstance:
+    # The instance `feature-store ui` and the schedules use too, so the run, its materializations and
+    # checks show in the UI (operations.instance_home); runs whose process died are marked failed on the way.
+    return open_instance(instance_home(dagster_home))
 
 
 def materialize_months(
-    settings: Settings, first: date, last: date, log_level: str = "WARNING"
+    settings: Settings, first: date, last: date, log_level: str = "WARNING", dagster_home: str | None = None
 ) -> dg.ExecuteInProcessResult:
-    """Run the monthly job over months first..last as one run (one dbt build for all of them)."""
+    """Run the monthly job over months first..last as one run (one dbt build for all of them).
+
+    The run holds the warehouse's run lock (runs.py) from before the definitions load until it
+    ends: a second run on the same warehouse is refused at once, naming this one.
+    """
     from feature_store_assets.definitions import build_definitions
     from feature_store_assets.schedules import MONTHLY_JOB
 
@@ -55,18 +61,28 @@ def materialize_months(
         )
     if last < first:
         raise ConfigurationError(f"--to {format_month(last)} is before --from {format_month(first)}")
-    defs = build_definitions(settings)
-    job = defs.resolve_job_def(MONTHLY_JOB)
-    with _instance() as instance:
-        result = job.execute_in_process(
-            instance=instance,
-            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
-            tags={
-                "dagster/asset_partition_range_start": first.isoformat(),
-                "dagster/asset_partition_range_end": last.isoformat(),
-            },
-            raise_on_error=False,
-        )
+    run_id = str(uuid.uuid4())  # known before the run exists: the lock names it
+    try:
+        acquire(settings.warehouse, run_id)  # first: a second run is refused before it opens anything
+    except RunInProgress as error:
+        raise MaterializationFailed(str(error)) from None
+    try:
+        with _instance(dagster_home) as instance:
+            defs = build_definitions(settings)
+            job = defs.resolve_job_def(MONTHLY_JOB)
+            result = job.execute_in_process(
+                instance=instance,
+                run_id=run_id,
+                run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+                tags={
+                    "dagster/asset_partition_range_start": first.isoformat(),
+                    "dagster/asset_partition_range_end": last.isoformat(),
+                    **process_tags(),  # if this process is killed, the next start-up marks the run failed
+                },
+                raise_on_error=False,
+            )
+    finally:
+        release(settings.warehouse)
     if not result.success:
         assets_by_step = {
             assets_def.node_def.name: assets_def.keys
@@ -158,7 +174,7 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_materialize(args: argparse.Namespace, settings: Settings) -> int:
     first, last = parse_month(args.first), parse_month(args.last)
     began = time.perf_counter()
-    materialize_months(settings, first, last, log_level=args.log_level)
+    materialize_months(settings, first, last, log_level=args.log_level, dagster_home=args.dagster_home)
     months = month_range(first, last)
     print(f"materialized {describe_months(months)} in {time.perf_counter() - began:.1f}s into {settings.warehouse}")
     return 0
@@ -232,6 +248,7 @@ def parser() -> argparse.ArgumentParser:
     materialize.add_argument(
         "--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="Dagster console log level"
     )
+    add_dagster_home_option(materialize)
     materialize.set_defaults(run=cmd_materialize)
 
     demo = commands.add_parser("demo", help="generate a small landing zone if absent, materialize every month, show the result")

@@ -14,6 +14,7 @@ from feature_store_assets.partitions import monthly_partitions
 from feature_store_assets.publish import analytics_database
 from feature_store_assets.reference.assets import client_zip_income, zip_income
 from feature_store_assets.resources import FeatureStoreResource
+from feature_store_assets.runs import dead_run_sensor
 from feature_store_assets.schedules import monthly_job, monthly_schedule
 from feature_store_assets.serving.assets import feature_catalog
 from feature_store_assets.settings import Settings
@@ -29,6 +30,8 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         asset_checks=[build_quality_checks(), latest_complete_month_published],
         jobs=[job, freshness_check_job],
         schedules=[monthly_schedule(job), freshness_check_schedule],
+        # marks runs whose process died (a killed CLI run) failed, so the one-run queue moves on
+        sensors=[dead_run_sensor],
         loggers=run_loggers(),
         resources={
             # dbt_executable: a dbt that dies with its run, so a killed run leaves no writer holding the warehouse

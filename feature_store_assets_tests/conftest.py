@@ -38,11 +38,28 @@ class FeatureStore:
             return con.execute(sql).fetchone()[0]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def session_dagster_home(tmp_path_factory):
+    """Runs of tests that set no store of their own use a per-worker instance, never the repository's dagster_home/."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DAGSTER_HOME", str(instance_home_copy(tmp_path_factory.mktemp("dagster_home"))))
+        yield
+
+
 @pytest.fixture(scope="session")
 def small_landing_zone(tmp_path_factory) -> Path:
     raw_dir = tmp_path_factory.mktemp("landing_zone") / "raw"
     generate_landing_zone(raw_dir, SMALL_ZONE, zip_income_csv=SAMPLE_ZIP_INCOME)
     return raw_dir
+
+
+def instance_home_copy(home: Path) -> Path:
+    """A Dagster instance folder holding a copy of the shipped dagster.yaml."""
+    from feature_store_assets.operations import SHIPPED_DAGSTER_HOME
+
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copy(SHIPPED_DAGSTER_HOME / "dagster.yaml", home / "dagster.yaml")
+    return home
 
 
 def configure(monkeypatch, root: Path, raw_dir: Path, start_month: str = "2023-01", zip_income: Path = SAMPLE_ZIP_INCOME) -> FeatureStore:
@@ -55,7 +72,8 @@ def configure(monkeypatch, root: Path, raw_dir: Path, start_month: str = "2023-0
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    # The store's own Dagster instance (runs default to the repository's dagster_home/, which tests never touch)
+    monkeypatch.setenv("DAGSTER_HOME", str(instance_home_copy(root / "dagster_home")))
     return FeatureStore(root=root, settings=Settings.from_env(env))
 
 

@@ -70,7 +70,6 @@ def materialize(zone: LandingZone, run: Run, first: str, last: str, **extra_env:
     with pytest.MonkeyPatch.context() as patch:
         for name, value in env.items():
             patch.setenv(name, value)
-        patch.delenv("DAGSTER_HOME", raising=False)  # an ephemeral instance: no run history left behind
         from feature_store_assets.cli import main
 
         rc = main(["materialize", "--from", first, "--to", last])
