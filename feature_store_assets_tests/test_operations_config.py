@@ -77,8 +77,8 @@ def test_every_step_that_opens_the_warehouse_is_in_its_pool(defs):
         for assets_def in defs.resolve_asset_graph().assets_defs
         if assets_def.is_executable and assets_def.node_def.pool != WAREHOUSE_POOL
     }
-    # the freshness check reads only the analytics file; quality_checks (checks/quality.py) reads the
-    # warehouse without the pool, which max_concurrent_runs: 1 covers
+    # the freshness check reads only the analytics file and the landing zone's folder names;
+    # quality_checks (checks/quality.py) reads the warehouse without the pool, which max_concurrent_runs: 1 covers
     assert unpooled <= {"publish__analytics_database_latest_complete_month_published", "quality_checks"}
 
 
