@@ -14,9 +14,10 @@ import duckdb
 import pandas as pd
 import pytest
 
+from feature_store_assets.generator import generate_landing_zone
 from feature_store_assets.reference.assets import export_for_spark
 from feature_store_assets.settings import SAMPLE_ZIP_INCOME
-from feature_store_assets_tests.conftest import configure
+from feature_store_assets_tests.conftest import SMALL_ZONE, configure
 from feature_store_assets_tests.reference_features import compute_client_features
 from feature_store_assets_tests.test_client_features import feature_differences, month_rows, read_features
 
@@ -27,14 +28,28 @@ ODD_FOLDER = Path("o'brien dir") / 'données "x"'
 MONTHS = ("2023-01", "2023-02")
 
 
+def odd_zip_income(root: Path) -> Path:
+    zip_income = root / f"zip income d'où {SAMPLE_ZIP_INCOME.name}"
+    zip_income.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(SAMPLE_ZIP_INCOME, zip_income)
+    return zip_income
+
+
 @pytest.fixture
 def odd_store(tmp_path, small_landing_zone, monkeypatch):
     root = tmp_path / ODD_FOLDER
     raw_dir = root / "landing zone l'été"
     shutil.copytree(small_landing_zone, raw_dir)
-    zip_income = root / f"zip income d'où {SAMPLE_ZIP_INCOME.name}"
-    shutil.copyfile(SAMPLE_ZIP_INCOME, zip_income)
-    return configure(monkeypatch, root, raw_dir, start_month=MONTHS[0], zip_income=zip_income)
+    return configure(monkeypatch, root, raw_dir, start_month=MONTHS[0], zip_income=odd_zip_income(root))
+
+
+def test_generator_writes_the_same_landing_zone_under_such_a_folder(tmp_path, small_landing_zone):
+    raw_dir = tmp_path / ODD_FOLDER / "raw"
+    generate_landing_zone(raw_dir, SMALL_ZONE, zip_income_csv=odd_zip_income(tmp_path / ODD_FOLDER))
+    files = sorted(path.relative_to(small_landing_zone) for path in small_landing_zone.rglob("*.parquet"))
+    assert files and sorted(path.relative_to(raw_dir) for path in raw_dir.rglob("*.parquet")) == files
+    for file in files:
+        pd.testing.assert_frame_equal(pd.read_parquet(raw_dir / file), pd.read_parquet(small_landing_zone / file))
 
 
 def test_materialize_and_publish_under_a_folder_with_quotes_spaces_and_accents(odd_store, small_landing_zone):
