@@ -105,9 +105,10 @@ def kill(pid: int, sig) -> None:
 
 
 class DagsterServers:
-    """dagster-webserver and dagster-daemon on loopback, on a copy of the shipped instance configuration."""
+    """dagster-webserver and dagster-daemon on loopback, on a copy of the shipped instance configuration
+    (or of `instance_yaml`, another instance template such as dagster.postgres.yaml)."""
 
-    def __init__(self, root: Path, env: dict[str, str]):
+    def __init__(self, root: Path, env: dict[str, str], instance_yaml: Path | None = None):
         import shutil
         import socket
 
@@ -116,7 +117,7 @@ class DagsterServers:
         self.root = root
         self.home = root / "dagster_home"
         self.home.mkdir(parents=True)
-        shutil.copy(SHIPPED_DAGSTER_HOME / "dagster.yaml", self.home / "dagster.yaml")
+        shutil.copy(instance_yaml or SHIPPED_DAGSTER_HOME / "dagster.yaml", self.home / "dagster.yaml")
         prepare_instance(self.home)  # storage and pool limit exist before two processes open them
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
@@ -125,23 +126,31 @@ class DagsterServers:
         self.env = {**env, "DAGSTER_HOME": str(self.home)}
         self.processes: list = []
 
-    def start(self, timeout: float = 240) -> None:
+    def start(self, timeout: float = 240, daemon: bool = True) -> None:
+        """Start the webserver (and the daemon unless daemon=False: then start_daemon() later) and wait for the code."""
+        from feature_store_assets.operations import WORKSPACE
+
+        self._spawn("webserver", ["dagster-webserver", "-h", "127.0.0.1", "-p", str(self.port), "-w", str(WORKSPACE)])
+        if daemon:
+            self.start_daemon()
+        wait_for(self._location_loaded, timeout=timeout, interval=1, what=f"the Dagster webserver on {self.url}")
+
+    def start_daemon(self) -> None:
+        from feature_store_assets.operations import WORKSPACE
+
+        self._spawn("daemon", ["dagster-daemon", "run", "-w", str(WORKSPACE)])
+
+    def _spawn(self, name: str, command: list[str]) -> None:
         import subprocess
         import sys
 
-        from feature_store_assets.operations import REPO_DIR, WORKSPACE
+        from feature_store_assets.operations import REPO_DIR
 
-        bin_dir = Path(sys.executable).parent
-        commands = {
-            "webserver": [str(bin_dir / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(self.port), "-w", str(WORKSPACE)],
-            "daemon": [str(bin_dir / "dagster-daemon"), "run", "-w", str(WORKSPACE)],
-        }
-        for name, command in commands.items():
-            log = open(self.root / f"{name}.log", "wb")
-            self.processes.append(
-                subprocess.Popen(command, cwd=REPO_DIR, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-            )
-        wait_for(self._location_loaded, timeout=timeout, interval=1, what=f"the Dagster webserver on {self.url}")
+        command = [str(Path(sys.executable).parent / command[0]), *command[1:]]
+        log = open(self.root / f"{name}.log", "wb")
+        self.processes.append(
+            subprocess.Popen(command, cwd=REPO_DIR, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        )
 
     def _location_loaded(self) -> bool:
         for process in self.processes:
