@@ -10,11 +10,13 @@ import subprocess
 import sys
 import time
 
+import dagster as dg
 import pytest
 
 import feature_store_assets.dbt
 import feature_store_assets.publish
 from feature_store_assets.cli import main
+from feature_store_assets.runs import lock_path, parse_holder
 from feature_store_assets_tests.conftest import configure
 from feature_store_assets_tests.operations_support import (
     alive,
@@ -95,6 +97,7 @@ def test_failures_after_dbt_wrote_or_while_publishing_leave_the_analytics_file_a
 
 
 def test_killed_run_takes_its_dbt_with_it_and_a_rerun_recovers(store):
+    """...and the re-run, starting, marks the killed run failed in the instance (it stayed STARTED)."""
     before = digest(store.settings.analytics)
     run = subprocess.Popen(
         [sys.executable, "-m", "feature_store_assets.cli", "materialize", "--from", "2023-03", "--to", "2023-03"],
@@ -103,6 +106,7 @@ def test_killed_run_takes_its_dbt_with_it_and_a_rerun_recovers(store):
     )
     try:
         dbt = wait_for(lambda: dbt_build_child(run.pid), timeout=120, interval=0.1, what="the run's dbt build")
+        killed = parse_holder(lock_path(store.settings.warehouse).read_text())["run_id"]
         time.sleep(2.0)  # dbt is rewriting the month
         assert alive(dbt), "dbt finished before the kill: the test would prove nothing"
         run.send_signal(signal.SIGKILL)
@@ -114,8 +118,14 @@ def test_killed_run_takes_its_dbt_with_it_and_a_rerun_recovers(store):
         run.wait(timeout=30)
 
     assert digest(store.settings.analytics) == before
+    with dg.DagsterInstance.from_config(os.environ["DAGSTER_HOME"]) as instance:
+        assert instance.get_run_by_id(killed).status == dg.DagsterRunStatus.STARTED  # nobody told Dagster
     assert materialize("2023-03", "2023-03") == 0  # at once: no lock left behind
     assert_recovered(store, ["2023-01", "2023-02", "2023-03"])
+    with dg.DagsterInstance.from_config(os.environ["DAGSTER_HOME"]) as instance:
+        assert instance.get_run_by_id(killed).status == dg.DagsterRunStatus.FAILURE
+        [failure] = instance.all_logs(killed, of_type=dg.DagsterEventType.RUN_FAILURE)
+        assert f"(pid {run.pid} on " in failure.message and "is gone" in failure.message
 
 
 def test_dbt_failing_before_it_builds_anything_is_the_error_reported(tmp_path, small_landing_zone, monkeypatch, capfd):
