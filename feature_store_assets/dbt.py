@@ -7,6 +7,7 @@ Dagster groups of the same names; asset keys are `[schema, model]`, as in DuckDB
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Mapping
 from datetime import date
@@ -18,7 +19,8 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
 from filelock import FileLock
 
-from feature_store_assets.landing_zone import EVENT_TABLES, contract_from_manifest, landed_rows, validate_landing_zone
+from feature_store_assets.acceptance import contiguous_runs, months_not_buildable
+from feature_store_assets.landing_zone import EVENT_TABLES, contract_from_manifest, landed_rows, landing_zone_report
 from feature_store_assets.months import (
     FEATURE_LOOKBACK_MONTHS,
     add_months,
@@ -26,13 +28,13 @@ from feature_store_assets.months import (
     dbt_vars,
     describe_months,
     month_range,
-    months_needed_by_features,
     parse_month,
 )
 from feature_store_assets.resources import WAREHOUSE_POOL, FeatureStoreResource
 from feature_store_assets.warehouse import (
-    materialized_months,
     mirror_spark_tables,
+    month_states,
+    record_failed_months,
     record_materialized_months,
     rejected_rows_by_table,
     rows_per_month,
@@ -43,6 +45,8 @@ dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR)
 
 MONTHLY_SELECTOR = "tag:monthly"
 FEATURE_MODEL = "client_features"
+# Layers whose month M reads the aggregation months M-11..M (LayerTranslator's partition mapping).
+WINDOWED_LAYERS = ("features", "marts")
 
 
 def _dbt_sources_mtime() -> float:
@@ -209,24 +213,42 @@ class MergedDbtEvents:
         return iter(list(self._events.values()))
 
 
-class MissingUpstreamMonths(dg.Failure):
-    """Feature months were asked for without the aggregation months their windows need."""
+class MonthsNotBuilt(dg.Failure):
+    """No month of the run could be built: every one has bad files, or lacks an accepted month its window needs."""
 
 
-def require_feature_history(
-    run_months: list[date], start: date, available: set[date], aggregation_models: list[str]
-) -> None:
-    """Fail, naming the months, when a feature month's 12-month window lacks aggregation months."""
-    missing = [m for m in months_needed_by_features(run_months, start) if m not in available]
-    if missing:
-        raise MissingUpstreamMonths(
-            description=(
-                f"{FEATURE_MODEL} for {describe_months(run_months)} needs the aggregation months "
-                f"{describe_months(months_needed_by_features(run_months, start))}; missing: "
-                f"{describe_months(missing)}. Materialize those months first or include them in this run."
-            ),
-            metadata={"missing_months": describe_months(missing), "aggregation_models": ", ".join(aggregation_models)},
-        )
+def not_built_message(held: Mapping[date, str]) -> str:
+    return "no month of the run was built:\n" + "\n".join(f"  {m:%Y-%m}: {why}" for m, why in sorted(held.items()))
+
+
+def month_problems(report, months: list[date]) -> dict[date, str]:
+    """Each month's pre-flight verdict: its bad files, and its event tables without any file."""
+    problems = {}
+    for month in months:
+        found = list(report.by_month.get(month, []))
+        found += [f"{table} has no file for month={month:%Y-%m}" for table in report.empty_tables.get(month, [])]
+        if found:
+            problems[month] = "; ".join(found)
+    return problems
+
+
+RUN_TARGET_PREFIX = "run-"
+KEPT_MARKER = "KEEP"  # a failed build's target folder: the dbt error names its dbt.log
+KEPT_FAILED_BUILDS = 5
+
+
+def clean_dbt_targets(target_root: Path) -> None:
+    """Remove the target folders of builds whose process is gone (a killed run), and all but the newest
+    failed builds' folders (kept because the dbt error names the dbt.log inside)."""
+    kept = []
+    for folder in target_root.glob(f"{RUN_TARGET_PREFIX}*"):
+        pid = folder.name.removeprefix(RUN_TARGET_PREFIX).split("-")[0]
+        if (folder / KEPT_MARKER).exists():
+            kept.append(folder)
+        elif not (pid.isdigit() and Path(f"/proc/{pid}").exists()):
+            shutil.rmtree(folder, ignore_errors=True)
+    for folder in sorted(kept, key=lambda f: f.stat().st_mtime)[:-KEPT_FAILED_BUILDS]:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def build_dbt_assets(partitions_def: dg.TimeWindowPartitionsDefinition) -> list[dg.AssetsDefinition]:
@@ -234,6 +256,7 @@ def build_dbt_assets(partitions_def: dg.TimeWindowPartitionsDefinition) -> list[
     translator = LayerTranslator()
     monthly_models = monthly_models_by_name(manifest)
     aggregation_models = sorted(name for name, node in monthly_models.items() if _layer(node) == "aggregation")
+    windowed_models = {name for name, node in monthly_models.items() if _layer(node) in WINDOWED_LAYERS}
 
     @dbt_assets(
         manifest=manifest,
@@ -255,60 +278,80 @@ def build_dbt_assets(partitions_def: dg.TimeWindowPartitionsDefinition) -> list[
         months = month_range(first, last)
         selected = {key.path[-1] for key in context.selected_asset_keys}
 
-        validate_landing_zone(settings.raw_dir, months, contract_from_manifest(manifest))
-        if FEATURE_MODEL in selected:
-            available = set(months) if selected.issuperset(aggregation_models) else set()
-            available |= materialized_months(settings.warehouse, aggregation_models)
-            require_feature_history(months, parse_month(settings.start_month), available, aggregation_models)
+        report = landing_zone_report(settings.raw_dir, months, contract_from_manifest(manifest))
+        if report.reference:  # clinics.parquet or clients.parquet: every month reads them
+            raise report.error([])
+        held = months_not_buildable(
+            months,
+            parse_month(settings.start_month),
+            month_problems(report, months),
+            month_states(settings.warehouse, aggregation_models),
+            windows=bool(selected & windowed_models),
+            run_builds_history=selected.issuperset(aggregation_models),
+        )
+        to_build = [m for m in months if m not in held]
+        selected_monthly = sorted(name for name in monthly_models if name in selected)
+        if held:
+            record_failed_months(settings.warehouse, selected_monthly, held, context.run_id)
+            context.log.warning("not built:\n" + "\n".join(f"  {m:%Y-%m}: {why}" for m, why in sorted(held.items())))
+        if not to_build:
+            raise MonthsNotBuilt(description=not_built_message(held), metadata={"months": describe_months(held)})
 
         # dbt runs in its project folder: hand it the settings as absolute paths.
         os.environ.update(settings.as_env())
         # A long backfill of large months is built a few months per dbt build, so DuckDB's memory stays
         # bounded; small months share one build. Builds run oldest first: each finds the history it reads.
         landed = {t: {m: landed_rows(settings.raw_dir, t, m) for m in months} for t in EVENT_TABLES}
-        chunks = build_chunks(months, {m: sum(landed[t][m] for t in EVENT_TABLES) for m in months}, max_rows_per_build())
+        rows_by_month = {m: sum(landed[t][m] for t in EVENT_TABLES) for m in to_build}
+        chunks = [c for run in contiguous_runs(to_build) for c in build_chunks(run, rows_by_month, max_rows_per_build())]
         # dbt holds the warehouse's write lock while it builds: collect its events, count rows once it is done
         events, failure, completed = MergedDbtEvents(), None, []
+        target_root = dbt_project.project_dir / "target"
+        target_root.mkdir(parents=True, exist_ok=True)
+        clean_dbt_targets(target_root)
         for chunk in chunks:
-            # each invocation gets its own target folder; remove it afterwards so runs leave no litter
-            with tempfile.TemporaryDirectory(dir=dbt_project.project_dir / "target", prefix="run-") as target:
-                try:
-                    events.add(
-                        dbt.cli(
-                            ["build", "--exclude-resource-type", "unit_test", "--vars", json.dumps(dbt_vars(chunk[0], chunk[-1]))],
-                            target_path=Path(target),
-                            context=context,
-                        ).stream()
-                    )
-                except Exception as error:  # report what dbt did build, then fail the step
-                    events.add(getattr(error, "events", []))
-                    failure = error
-                    break
+            # each invocation gets its own target folder, removed afterwards unless the build failed (dbt's error names its log)
+            target = Path(tempfile.mkdtemp(dir=target_root, prefix=f"{RUN_TARGET_PREFIX}{os.getpid()}-"))
+            try:
+                events.add(
+                    dbt.cli(
+                        ["build", "--exclude-resource-type", "unit_test", "--vars", json.dumps(dbt_vars(chunk[0], chunk[-1]))],
+                        target_path=target,
+                        context=context,
+                    ).stream()
+                )
+            except Exception as error:  # report what dbt did build, then fail the step
+                (target / KEPT_MARKER).write_text(f"dbt build of {describe_months(chunk)}, Dagster run {context.run_id}\n")
+                events.add(getattr(error, "events", []))
+                failure = error
+                record_failed_months(
+                    settings.warehouse, selected_monthly,
+                    dict.fromkeys(chunk, f"dbt build failed (dbt log: {target / 'dbt.log'}): {str(error)[:300]}"),
+                    context.run_id,
+                )
+                break
+            shutil.rmtree(target, ignore_errors=True)
             completed += chunk
         if len(chunks) > 1:
-            context.log.info(f"built {describe_months(months)} in {len(chunks)} dbt builds: {[describe_months(c) for c in chunks]}")
+            context.log.info(f"built {describe_months(to_build)} in {len(chunks)} dbt builds: {[describe_months(c) for c in chunks]}")
 
         if settings.on_spark:  # the DuckDB warehouse reads Spark's tables through views (README, Scaling out)
             not_yet = mirror_spark_tables(settings.warehouse, settings.spark_dir, model_columns(manifest))
             if not_yet:
                 context.log.info(f"no Parquet file on Spark yet, so no view: {', '.join(not_yet)}")
         built = {
-            name: rows_per_month(settings.warehouse, _relation(node), node["config"]["unique_key"], months)
+            name: rows_per_month(settings.warehouse, _relation(node), node["config"]["unique_key"], completed)
             for name, node in monthly_models.items()
             if name in selected
         }
-        row_metadata = materialization_row_metadata(settings, manifest, built, months, landed)
+        row_metadata = materialization_row_metadata(settings, manifest, built, completed, landed)
         for event in events:
             if isinstance(event, dg.Output):
                 name = context.asset_key_for_output(event.output_name).path[-1]
                 event = event.with_metadata({**event.metadata, **row_metadata.get(name, {})})
             yield event
         # the months of the builds that succeeded are complete, even when a later build failed
-        record_materialized_months(
-            settings.warehouse,
-            {name: {m: rows for m, rows in by_month.items() if m in completed} for name, by_month in built.items()},
-            context.run_id,
-        )
+        record_materialized_months(settings.warehouse, built, context.run_id)
         if failure is not None:
             raise failure
 

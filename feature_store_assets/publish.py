@@ -1,14 +1,19 @@
 """Publishing the analyst-facing tables to the read-only analytics file (FEATURE_STORE_ANALYTICS).
 
-The pipeline is the only process that opens the warehouse. After each successful
-run, the analyst-facing schemas are copied into a new DuckDB file that then
-replaces the analytics file in one atomic rename: a reader holding the old file
-open keeps reading it undisturbed, and its next connection sees the new month.
+The pipeline is the only process that opens the warehouse. After each run, the analyst-facing
+schemas are copied into a new DuckDB file that then replaces the analytics file in one atomic
+rename: a reader holding the old file open keeps reading it undisturbed, and its next connection
+sees the new months.
 
-The new file starts as a copy of the published one, and only the months the run
-built are replaced in the monthly tables, so publishing a month costs a file copy
-and that month's rows, not a re-insert of the whole history. Tables without a month
-column, and tables whose columns changed, are copied whole.
+What is published follows the ledger (quality.materialized_months, warehouse.py): a month is
+published once the quality checks accepted it, and only then. Each publish copies every accepted
+month not yet published, this run's and any an earlier run failed to publish (blocked by nothing,
+but killed, out of disk, unable to attach), and stamps them published; a month that is blocked or
+failed is never copied, and its earlier published version stays as it was. The new file starts as a
+copy of the published one and only those months are replaced in the monthly tables (the dbt models
+tagged `monthly`, month key from their `unique_key`), so publishing a month costs a file copy and
+that month's rows, not a re-insert of the whole history. Other tables, and tables whose columns
+changed, are copied whole (monthly ones restricted to their accepted months).
 """
 
 from __future__ import annotations
@@ -16,20 +21,55 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import date
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 
+from feature_store_assets.dbt import load_manifest, monthly_models_by_name
+from feature_store_assets.months import describe_months
 from feature_store_assets.resources import WAREHOUSE_POOL, FeatureStoreResource
-from feature_store_assets.warehouse import comment_on_columns, limit_memory, months_built_by_run, quote, sql_string
+from feature_store_assets.warehouse import (
+    BLOCKED,
+    FAILED,
+    LEDGER,
+    comment_on_columns,
+    connect,
+    limit_memory,
+    mark_published,
+    month_states,
+    months_to_publish,
+    publishable_months,
+    quote,
+    sql_string,
+)
 
 # Schemas analysts read. The filter layer's event tables stay in the warehouse: they are large and row-level.
 PUBLISHED_SCHEMAS = ("features", "aggregation", "quality", "reference", "marts")
-# The month key of a monthly table: the first of these columns it has.
-MONTH_COLUMNS = ("feature_month", "activity_month", "event_month", "snapshot_month")
+STAGING_SUFFIX = ".publishing"
+
+
+def monthly_tables(manifest: Mapping) -> dict[tuple[str, str], tuple[str, str]]:
+    """(schema, table) -> (model, month column) of every month-incremental dbt model."""
+    return {(node["schema"], name): (name, node["config"]["unique_key"]) for name, node in monthly_models_by_name(manifest).items()}
+
+
+def _staging_path(analytics: Path, pid: int) -> Path:
+    return analytics.with_name(f".{analytics.name}.{pid}{STAGING_SUFFIX}")
+
+
+def remove_abandoned_staging(analytics: Path) -> list[Path]:
+    """Delete the half-written copies (and their WAL) of publishes whose process is gone (killed, disk full)."""
+    removed = []
+    for path in analytics.parent.glob(f".{analytics.name}.*{STAGING_SUFFIX}*"):
+        pid = path.name.removeprefix(f".{analytics.name}.").split(".")[0]
+        if pid.isdigit() and int(pid) != os.getpid() and Path(f"/proc/{pid}").exists():
+            continue  # a publish in progress in another process
+        path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
 
 
 def _columns(con: duckdb.DuckDBPyConnection, database: str) -> dict[tuple[str, str], list[tuple[str, str]]]:
@@ -49,17 +89,22 @@ def publish_analytics(
     analytics: Path,
     schemas: tuple[str, ...] = PUBLISHED_SCHEMAS,
     months: Iterable[date] | None = None,
+    monthly: Mapping[tuple[str, str], tuple[str, Iterable[date] | None]] | None = None,
 ) -> dict[str, int]:
     """Publish every table of the schemas, with column comments, into a new file swapped in for `analytics`.
 
-    `months`: the months that changed since the last publish. Given, and with a published file to start
-    from, only those months of the monthly tables are replaced; otherwise everything is copied.
-    Returns rows per published table. Nothing replaces the old file unless the whole copy succeeded.
+    `monthly`: (schema, table) -> (month column, the months it may publish; None for any) of the monthly
+    tables. `months`: the months to (re)place. Given, and with a published file to start from, only those
+    months of the monthly tables are replaced; otherwise everything is copied. The ledger's copy in the
+    new file marks `months` published. Returns rows per published table. Nothing replaces the old file
+    unless the whole copy succeeded.
     """
     analytics.parent.mkdir(parents=True, exist_ok=True)
-    staging = analytics.with_name(f".{analytics.name}.{os.getpid()}.publishing")
+    remove_abandoned_staging(analytics)
+    staging = _staging_path(analytics, os.getpid())
     staging.unlink(missing_ok=True)
     months = sorted(set(months)) if months is not None else None
+    monthly = {key: (column, None if allowed is None else sorted(set(allowed))) for key, (column, allowed) in (monthly or {}).items()}
     rows: dict[str, int] = {}
     try:
         incremental = months is not None and analytics.exists()
@@ -89,26 +134,47 @@ def publish_analytics(
                 con.execute(f"drop table if exists {quote(schema)}.{quote(table)}")
             for schema, table in tables:
                 name = f"{quote(schema)}.{quote(table)}"
-                columns = source_columns[(schema, table)]
-                month_column = next((c for c in MONTH_COLUMNS if c in dict(columns)), None)
-                if incremental and month_column and published_columns.get((schema, table)) == columns:
-                    con.execute(f"delete from {name} where list_contains(?, {quote(month_column)})", [months])
+                month_column, allowed = monthly.get((schema, table), (None, None))
+                if month_column is None:
+                    con.execute(f"create or replace table {name} as select * from warehouse.{name}")
+                elif incremental and published_columns.get((schema, table)) == source_columns[(schema, table)]:
+                    replace = [m for m in months if allowed is None or m in allowed]
+                    con.execute(f"delete from {name} where list_contains(?, {quote(month_column)})", [replace])
                     con.execute(
                         f"insert into {name} select * from warehouse.{name} where list_contains(?, {quote(month_column)})",
-                        [months],
+                        [replace],
                     )
-                else:
+                elif allowed is None:
                     con.execute(f"create or replace table {name} as select * from warehouse.{name}")
+                else:
+                    con.execute(
+                        f"create or replace table {name} as select * from warehouse.{name} "
+                        f"where list_contains(?, {quote(month_column)})",
+                        [allowed],
+                    )
                 rows[f"{schema}.{table}"] = con.execute(f"select count(*) from {name}").fetchone()[0]
             for schema, table, column, comment in comments:
                 if (schema, table) in published:
                     comment_on_columns(con, f"{quote(schema)}.{quote(table)}", {column: comment})
+            if months and tuple(LEDGER.split(".")) in published:
+                mark_published(con, months)
             con.execute("detach warehouse")
             con.execute("checkpoint")
         os.replace(staging, analytics)
     finally:
         staging.unlink(missing_ok=True)
     return rows
+
+
+class MonthsHeldBack(dg.Failure):
+    """Months of the run were not published: blocked by a check, or failed before they could be built."""
+
+
+def held_back_report(states: Mapping[date, object]) -> str:
+    """One line per month the run held back, with its reason (from the ledger)."""
+    return "\n".join(
+        f"  {month:%Y-%m} {state.status}: {state.reason or 'no reason recorded'}" for month, state in sorted(states.items())
+    )
 
 
 @dg.asset(
@@ -135,21 +201,39 @@ def publish_analytics(
     description="The read-only analytics file (FEATURE_STORE_ANALYTICS) analysts and the serving layer open: "
     "the features, aggregation, quality, reference and marts schemas, swapped in atomically after a successful run.",
 )
-def analytics_database(context, feature_store: FeatureStoreResource) -> dg.MaterializeResult:
+def analytics_database(context, feature_store: FeatureStoreResource):
     settings = feature_store.settings
     began = time.perf_counter()
-    # The months this run built (the dbt step's ledger); a run that built none publishes everything.
-    months = months_built_by_run(settings.warehouse, context.run_id) or None
-    mode = "months of this run" if months and settings.analytics.exists() else "full copy"
-    rows = publish_analytics(settings.warehouse, settings.analytics, months=months)
-    return dg.MaterializeResult(
+    tables = monthly_tables(load_manifest())
+    pending = months_to_publish(settings.warehouse)
+    accepted = publishable_months(settings.warehouse)
+    rows: dict[str, int] = {}
+    if pending or not settings.analytics.exists():  # nothing accepted since the last publish: the file stays as it is
+        rows = publish_analytics(
+            settings.warehouse,
+            settings.analytics,
+            months=pending,
+            monthly={key: (column, accepted.get(model, set())) for key, (model, column) in tables.items()},
+        )
+        with connect(settings.warehouse) as con:  # after the swap: a kill before this re-publishes the months next time
+            mark_published(con, pending)
+    held = {m: s for m, s in month_states(settings.warehouse, run_id=context.run_id).items() if s.status in (BLOCKED, FAILED)}
+    yield dg.MaterializeResult(
         metadata={
             "duration_seconds": round(time.perf_counter() - began, 3),
-            "mode": mode,
-            "months": ", ".join(f"{m:%Y-%m}" for m in months or []),
+            "published_months": describe_months(pending) or "none",
+            "held_back_months": describe_months(held) or "none",
             "path": dg.MetadataValue.path(str(settings.analytics)),
             "tables": len(rows),
             "client_feature_rows": rows.get("features.client_features", 0),
             **{f"rows/{name}": count for name, count in rows.items()},
         }
     )
+    if held:
+        raise MonthsHeldBack(
+            description=f"published {describe_months(pending) or 'no new month'}; held back "
+            f"{describe_months(held)}, not published:\n{held_back_report(held)}\n"
+            "Fix the input and re-run the month, or accept a blocked month as it is: feature-store accept --month YYYY-MM "
+            "--reason '...' (docs/quality.md).",
+            metadata={"held_back_months": describe_months(held), "published_months": describe_months(pending) or "none"},
+        )

@@ -8,7 +8,7 @@ import dagster as dg
 import duckdb
 import pytest
 
-from feature_store_assets.checks.quality import eligibility_result, models_from_manifest, point_in_time_results
+from feature_store_assets.checks.quality import Judgement, eligibility_result, models_from_manifest, point_in_time_results
 from feature_store_assets.cli import main
 from feature_store_assets.dbt import load_manifest
 
@@ -47,7 +47,12 @@ def test_good_months_pass_every_check_and_are_published(feature_store):
     assert len(ours) >= 20
     assert all(e.passed for e in ours.values()), [k for k, e in ours.items() if not e.passed]
     row_count = evaluations[("filtered/inclinic_transactions", "row_count")]
-    assert row_count.metadata["2023-02"].value["rows"] > 0 and "trailing_median" in row_count.metadata["2023-02"].value
+    # two months are too few to judge a change (docs/quality.md): counted, no verdict
+    assert row_count.metadata["2023-02"].value["rows"] > 0 and "no verdict" in row_count.metadata["2023-02"].value["summary"]
+    accepted = evaluations[("features/client_features", "month_accepted")]
+    assert accepted.passed and accepted.metadata["accepted_months"].value == "2023-01..2023-02"
+    ledger = feature_store.query("select distinct status, published_at is not null as published from quality.materialized_months")
+    assert ledger.to_dict("records") == [{"status": "accepted", "published": True}]
     rates = evaluations[("quality/rejected_rows", "rejected_row_rate")].metadata["2023-01"].value["rejected_rate"]
     assert set(rates) >= {"transactions_inclinic/unknown_client", "transactions/null_revenue", "web_sessions/wrong_month_folder"}
     assert published_months(feature_store) == ["2023-01", "2023-02"]
@@ -73,11 +78,13 @@ def test_a_broken_month_fails_its_checks_with_numbers_and_is_not_published(two_g
 
     assert main(["materialize", "--from", "2023-03", "--to", "2023-03"]) == 1
     error = capsys.readouterr().err
-    assert "filtered/inclinic_transactions check row_count (ERROR" in error and "x the trailing median" in error
     assert "filtered/inclinic_transactions check null_rates (ERROR" in error and "quantity" in error
     assert "quality/rejected_rows check rejected_row_rate (ERROR" in error and "transactions/null_revenue" in error
+    assert "held back 2023-03" in error
     assert store.settings.analytics.read_bytes() == analytics_before  # nothing of March was published
     assert published_months(store) == ["2023-01", "2023-02"]
+    status = store.query("select distinct status, reason from quality.materialized_months where month = '2023-03-01'")
+    assert status["status"].tolist() == ["blocked"] and "null_rates" in status["reason"][0]
 
 
 def test_warnings_do_not_block_drift_and_a_few_rejections(two_good_months, capsys):
@@ -100,14 +107,22 @@ def test_guards_against_pipeline_bugs_catch_a_tampered_snapshot(two_good_months,
     shutil.copy(two_good_months.settings.warehouse, tampered)
     february = date(2023, 2, 1)
     models = {m.name: m for m in models_from_manifest(load_manifest())}
+    def judged(con):
+        judgement = Judgement("enforce")
+        point_in_time_results(con, models, [february], judgement)
+        eligibility_result(con, models["client_features"], [february], judgement)
+        return judgement
+
     with duckdb.connect(str(tampered)) as con:
-        clean = point_in_time_results(con, models, [february]) + [eligibility_result(con, models["client_features"], [february])]
-        assert all(r.passed for r in clean)
+        clean = judged(con)
+        assert all(r.passed for r in clean.results) and not clean.blocking
         con.execute("update features.client_features set days_since_last_purchase = -3 where client_id = (select min(client_id) from features.client_features where feature_month = '2023-02-01' and days_since_last_purchase is not null) and feature_month = '2023-02-01'")
         con.execute("insert into features.client_features (client_id, feature_month, clinic_id) values (999999999, '2023-02-01', 1)")
         con.execute("insert into filtered.web_sessions (session_id, client_id, session_start_ts, event_month) values (-1, 1, timestamp '2023-03-01 00:00:00', '2023-02-01')")
-        broken = {(r.asset_key.to_user_string(), r.check_name): r for r in point_in_time_results(con, models, [february])}
-        ineligible = eligibility_result(con, models["client_features"], [february])
+        tampered_judgement = judged(con)
+    broken = {(r.asset_key.to_user_string(), r.check_name): r for r in tampered_judgement.results}
+    ineligible = broken[("features/client_features", "eligible_clients_only")]
+    assert len(tampered_judgement.blocking[february]) == 3  # each failure holds February back
     assert not broken[("features/client_features", "point_in_time")].passed
     assert not broken[("filtered/web_sessions", "point_in_time")].passed
     assert broken[("filtered/web_sessions", "point_in_time")].metadata["rows_outside_month"].value == 1
@@ -116,8 +131,9 @@ def test_guards_against_pipeline_bugs_catch_a_tampered_snapshot(two_good_months,
 
 def test_warn_mode_reports_the_same_failures_without_blocking(two_good_months, monkeypatch, capsys):
     store = two_good_months
-    rewrite_month_file(store.raw_dir, "transactions_inclinic", "2023-03", "select * from landed where transaction_id % 3 = 0")
+    rewrite_month_file(store.raw_dir, "transactions_inclinic", "2023-03",
+                       "select * replace (case when transaction_id % 2 = 0 then null else quantity end as quantity) from landed")
     monkeypatch.setenv("FEATURE_STORE_QUALITY_MODE", "warn")
     assert main(["materialize", "--from", "2023-03", "--to", "2023-03"]) == 0
-    assert "filtered/inclinic_transactions check row_count (WARN" in capsys.readouterr().err
+    assert "filtered/inclinic_transactions check null_rates (WARN" in capsys.readouterr().err
     assert published_months(store) == ["2023-01", "2023-02", "2023-03"]

@@ -8,14 +8,35 @@ from feature_store_assets.checks.quality import models_from_manifest
 from feature_store_assets.dbt import load_manifest
 
 
-def test_row_count_is_non_zero_and_within_tolerance_of_the_trailing_median():
+def test_row_count_no_rows_always_fails():
     assert not rules.row_count_verdict(0, []).passed
+    assert rules.row_count_verdict(0, [10_000] * 3).metadata["empty"]
+
+
+def test_row_count_gives_no_verdict_on_short_or_tiny_histories():
     assert rules.row_count_verdict(10, []).passed
-    assert rules.row_count_verdict(150, [100, 90, 300]).passed  # median 100, 1.5x: on the edge
-    verdict = rules.row_count_verdict(151, [100, 90, 300])
-    assert not verdict.passed and verdict.metadata["trailing_median"] == 100
-    assert not rules.row_count_verdict(49, [100, 100, 100]).passed
-    assert rules.row_count_verdict(80, [100, 100, 100], tolerance=0.25).passed
+    assert rules.row_count_verdict(100_000, [1000, 1000]).passed  # two earlier months: too few to judge
+    small = rules.row_count_verdict(5, [3, 3, 2])  # the hd_orders: 5 rows against a median of 3 is noise
+    assert small.passed and "no verdict" in small.summary
+    assert rules.row_count_verdict(6, [2, 2, 2]).passed
+
+
+def test_row_count_flags_a_drop_and_extreme_growth_but_not_a_ramp():
+    history = [10_000, 10_400, 9_800]
+    assert rules.row_count_verdict(20_000, history).passed  # clinics going live: twice the activity is growth
+    assert rules.row_count_verdict(29_000, history).passed
+    drop = rules.row_count_verdict(3_000, history)  # a third of the median: a file is missing
+    assert not drop.passed and drop.metadata["trailing_median"] == 10_000 and "drop" in drop.summary
+    assert not rules.row_count_verdict(31_000, history).passed  # above 3x: duplicated delivery?
+    assert rules.row_count_verdict(8_000, history, rules.RowCountRule(tolerance=0.25)).passed
+    assert not rules.row_count_verdict(7_000, history, rules.RowCountRule(tolerance=0.25)).passed
+
+
+def test_row_count_band_is_never_narrower_than_the_counts_noise():
+    # median 600: 4 x sqrt(600) = 98 rows of noise, wider than a 10% tolerance (60 rows)
+    rule = rules.RowCountRule(tolerance=0.1, growth=1.1, min_rows=500)
+    assert rules.row_count_verdict(520, [600, 600, 600], rule).passed
+    assert not rules.row_count_verdict(490, [600, 600, 600], rule).passed
 
 
 def test_null_rate_against_ceiling_or_exact_expectation():

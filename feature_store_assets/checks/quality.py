@@ -20,11 +20,12 @@ import dagster as dg
 import duckdb
 
 from feature_store_assets.checks import rules
-from feature_store_assets.dbt import load_manifest, monthly_models_by_name
+from feature_store_assets.dbt import WINDOWED_LAYERS, load_manifest, monthly_models_by_name
 from feature_store_assets.landing_zone import EVENT_TABLES, landed_rows
-from feature_store_assets.months import add_months, format_month, month_range
+from feature_store_assets.months import add_months, describe_months, format_month, month_range, parse_month
 from feature_store_assets.resources import WAREHOUSE_POOL, FeatureStoreResource
-from feature_store_assets.warehouse import LEDGER, connect, table_exists
+from feature_store_assets.acceptance import blocked_with_windows
+from feature_store_assets.warehouse import ACCEPTED, BUILT, FAILED, LEDGER, connect, month_states, record_verdicts, table_exists
 
 FEATURE_MODEL = "client_features"
 REJECTED_MODEL = "rejected_rows"
@@ -90,40 +91,94 @@ def models_from_manifest(manifest: Mapping[str, Any]) -> list[ModelQuality]:
     return models
 
 
-def _result(model: ModelQuality, check: str, verdicts: Mapping[date, rules.Verdict], severity=dg.AssetCheckSeverity.ERROR, extra: dict | None = None) -> dg.AssetCheckResult:
-    failed = {month: v for month, v in verdicts.items() if not v.passed}
-    metadata: dict[str, Any] = {
-        f"{format_month(month)}": dg.MetadataValue.json(v.metadata | {"summary": v.summary}) for month, v in verdicts.items()
-    }
-    if len(verdicts) == 1:  # a single month: flat numbers Dagster plots over partitions
-        (verdict,) = verdicts.values()
-        metadata |= {k: v for k, v in verdict.metadata.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    metadata["failed_months"] = ", ".join(format_month(m) for m in sorted(failed)) or "none"
-    metadata |= extra or {}
-    return dg.AssetCheckResult(
-        asset_key=model.key, check_name=check, passed=not failed, severity=severity, metadata=metadata,
-        description="; ".join(f"{format_month(m)}: {v.summary}" for m, v in sorted(failed.items())) or None,
+Severity = dg.AssetCheckSeverity
+
+
+class Judgement:
+    """The check results of a run, and each month's blocking failures (an ERROR failure of any check holds the
+    month back from publishing). `warn` mode (FEATURE_STORE_QUALITY_MODE) reports everything as WARN."""
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.results: list[dg.AssetCheckResult] = []
+        self.blocking: dict[date, list[str]] = {}
+
+    def add(
+        self, model: ModelQuality, check: str, verdicts: Mapping[date, rules.Verdict],
+        severity: Severity | Mapping[date, Severity] = Severity.ERROR, extra: dict | None = None,
+    ) -> None:
+        by_month = severity if isinstance(severity, Mapping) else dict.fromkeys(verdicts, severity)
+        if self.mode == "warn":
+            by_month = dict.fromkeys(verdicts, Severity.WARN)
+        failed = {month: v for month, v in verdicts.items() if not v.passed}
+        for month, verdict in failed.items():
+            if by_month.get(month, Severity.ERROR) == Severity.ERROR:
+                self.blocking.setdefault(month, []).append(f"{model.key.to_user_string()} {check}: {verdict.summary}")
+        worst = Severity.ERROR if any(by_month.get(m, Severity.ERROR) == Severity.ERROR for m in failed) else Severity.WARN
+        metadata: dict[str, Any] = {
+            f"{format_month(month)}": dg.MetadataValue.json(v.metadata | {"summary": v.summary}) for month, v in verdicts.items()
+        }
+        if len(verdicts) == 1:  # a single month: flat numbers Dagster plots over partitions
+            (verdict,) = verdicts.values()
+            metadata |= {k: v for k, v in verdict.metadata.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        metadata["failed_months"] = ", ".join(format_month(m) for m in sorted(failed)) or "none"
+        metadata |= extra or {}
+        self.results.append(dg.AssetCheckResult(
+            asset_key=model.key, check_name=check, passed=not failed, severity=worst, metadata=metadata,
+            description="; ".join(f"{format_month(m)}: {v.summary}" for m, v in sorted(failed.items())) or None,
+        ))
+
+
+def _configured_blocking(model: ModelQuality, check: str) -> Severity:
+    """A statistical check warns unless the model's yml lists it under meta.quality.blocking_checks."""
+    return Severity.ERROR if check in model.quality.get("blocking_checks", []) else Severity.WARN
+
+
+def row_count_rule(model: ModelQuality) -> rules.RowCountRule:
+    q = model.quality
+    return rules.RowCountRule(
+        tolerance=q.get("row_count_tolerance", rules.DEFAULT_ROW_COUNT_TOLERANCE),
+        growth=q.get("row_count_growth", rules.DEFAULT_ROW_COUNT_GROWTH),
+        min_history=q.get("row_count_min_history", rules.DEFAULT_ROW_COUNT_MIN_HISTORY),
+        min_rows=q.get("row_count_min_rows", rules.DEFAULT_ROW_COUNT_MIN_ROWS),
     )
 
 
-def row_count_results(con: duckdb.DuckDBPyConnection, models: Iterable[ModelQuality], months: list[date]) -> list[dg.AssetCheckResult]:
-    results = []
+def row_count_results(
+    con: duckdb.DuckDBPyConnection, models: Iterable[ModelQuality], months: list[date], judgement: Judgement,
+    not_built: Mapping[date, str] | None = None,
+) -> None:
+    """A month without rows is an integrity failure (ERROR; `meta.quality.allow_empty_month` for models whose month
+    may legitimately be empty); a change against the trailing months is statistical (WARN unless blocking_checks
+    says so). History: the ledger's counts of months built or accepted, never of blocked or failed ones.
+    `not_built`: months of the run the dbt step could not build, with the reason: they fail with it."""
+    not_built = not_built or {}
     for model in models:
         if not model.quality.get("row_count_check", True):
             continue
-        tolerance = model.quality.get("row_count_tolerance", rules.DEFAULT_ROW_COUNT_TOLERANCE)
         lookback = model.quality.get("row_count_lookback", rules.DEFAULT_ROW_COUNT_LOOKBACK)
-        history = dict(con.execute(f"select month, row_count from {LEDGER} where model = ? order by month", [model.name]).fetchall())
-        verdicts = {}
+        history = dict(con.execute(
+            f"select month, row_count from {LEDGER} where model = ? and row_count is not null "
+            "and coalesce(status, ?) in (?, ?) order by month",
+            [model.name, ACCEPTED, ACCEPTED, BUILT],
+        ).fetchall())
+        verdicts, severity = {}, {}
         for month in months:
+            if month in not_built:
+                verdicts[month], severity[month] = rules.Verdict(False, f"not built: {not_built[month]}", {"rows": 0}), Severity.ERROR
+                continue
             previous = [count for m, count in sorted(history.items()) if m < month][-lookback:]
-            verdicts[month] = rules.row_count_verdict(history.get(month, 0), previous, tolerance)
-        results.append(_result(model, "row_count", verdicts))
-    return results
+            verdict = rules.row_count_verdict(history.get(month, 0), previous, row_count_rule(model))
+            empty = verdict.metadata.get("empty", False)
+            verdicts[month] = verdict
+            if empty:
+                severity[month] = Severity.WARN if model.quality.get("allow_empty_month") else Severity.ERROR
+            else:
+                severity[month] = _configured_blocking(model, "row_count")
+        judgement.add(model, "row_count", verdicts, severity)
 
 
-def null_rate_results(con: duckdb.DuckDBPyConnection, models: Iterable[ModelQuality], months: list[date]) -> list[dg.AssetCheckResult]:
-    results = []
+def null_rate_results(con: duckdb.DuckDBPyConnection, models: Iterable[ModelQuality], months: list[date], judgement: Judgement) -> None:
     for model in models:
         columns = [row[0] for row in con.execute(f"select column_name from (describe {model.relation})").fetchall()]
         counted = ", ".join(f'count("{c}")' for c in columns)
@@ -155,18 +210,17 @@ def null_rate_results(con: duckdb.DuckDBPyConnection, models: Iterable[ModelQual
                 metadata={"rows": total, "null_rates": rates, "max_null_rates": dict(model.max_null_rates),
                           "null_exactly_when": dict(model.null_conditions)},
             )
-        results.append(_result(model, "null_rates", verdicts, extra={"top_offenders": ", ".join(offenders[:TOP_OFFENDERS]) or "none"}))
-    return results
+        judgement.add(model, "null_rates", verdicts, extra={"top_offenders": ", ".join(offenders[:TOP_OFFENDERS]) or "none"})
 
 
-def rejected_rate_result(con: duckdb.DuckDBPyConnection, model: ModelQuality, months: list[date], raw_dir: Path) -> dg.AssetCheckResult:
+def rejected_rate_result(con: duckdb.DuckDBPyConnection, model: ModelQuality, months: list[date], raw_dir: Path, judgement: Judgement) -> None:
     warn = model.quality.get("rejected_warn_rate", rules.DEFAULT_REJECTED_WARN_RATE)
     error = model.quality.get("rejected_error_rate", rules.DEFAULT_REJECTED_ERROR_RATE)
     rejected = con.execute(
         f"select event_month, table_name, reason, count(*) from {model.relation} "
         "where list_contains(?, event_month) group by all", [months]
     ).fetchall()
-    verdicts, worst = {}, None
+    verdicts, severity = {}, {}
     for month in months:
         rates = {}
         for table in EVENT_TABLES:
@@ -176,20 +230,17 @@ def rejected_rate_result(con: duckdb.DuckDBPyConnection, model: ModelQuality, mo
                     rates[f"{table}/{reason}"] = count / landed if landed else 1.0
         severities = {key: rules.rejection_severity(rate, warn, error) for key, rate in rates.items()}
         flagged = {k: s for k, s in severities.items() if s}
-        for severity in flagged.values():
-            worst = "ERROR" if "ERROR" in (worst, severity) else "WARN"
+        severity[month] = Severity.ERROR if "ERROR" in flagged.values() else Severity.WARN
         verdicts[month] = rules.Verdict(
             passed=not flagged,
             summary=", ".join(f"{k} {rates[k]:.2%} ({s})" for k, s in sorted(flagged.items())) or "rejection rates acceptable",
             metadata={"rejected_rate": {k: round(v, 6) for k, v in sorted(rates.items())}, "warn_above": warn, "error_above": error},
         )
-    severity = dg.AssetCheckSeverity.ERROR if worst == "ERROR" else dg.AssetCheckSeverity.WARN
-    return _result(model, "rejected_row_rate", verdicts, severity=severity)
+    judgement.add(model, "rejected_row_rate", verdicts, severity)
 
 
-def point_in_time_results(con: duckdb.DuckDBPyConnection, models: Mapping[str, ModelQuality], months: list[date]) -> list[dg.AssetCheckResult]:
+def point_in_time_results(con: duckdb.DuckDBPyConnection, models: Mapping[str, ModelQuality], months: list[date], judgement: Judgement) -> None:
     """No event at or after E feeds month M: filter rows sit inside their month; feature recency and tenure are not negative."""
-    results = []
     for name, ts_column in FILTER_EVENT_TIMESTAMPS.items():
         if name not in models:
             continue
@@ -201,7 +252,7 @@ def point_in_time_results(con: duckdb.DuckDBPyConnection, models: Mapping[str, M
                 [month, month, add_months(month, 1)],
             ).fetchone()[0]
             verdicts[month] = rules.Verdict(outside == 0, f"{outside} rows outside their month", {"rows_outside_month": outside})
-        results.append(_result(model, "point_in_time", verdicts))
+        judgement.add(model, "point_in_time", verdicts)
     if FEATURE_MODEL in models:
         model = models[FEATURE_MODEL]
         verdicts = {}
@@ -211,11 +262,10 @@ def point_in_time_results(con: duckdb.DuckDBPyConnection, models: Mapping[str, M
                 [month],
             ).fetchone()
             verdicts[month] = rules.Verdict(future == 0, f"{future} rows see events at or after E", {"rows_seeing_the_future": future})
-        results.append(_result(model, "point_in_time", verdicts))
-    return results
+        judgement.add(model, "point_in_time", verdicts)
 
 
-def eligibility_result(con: duckdb.DuckDBPyConnection, model: ModelQuality, months: list[date]) -> dg.AssetCheckResult:
+def eligibility_result(con: duckdb.DuckDBPyConnection, model: ModelQuality, months: list[date], judgement: Judgement) -> None:
     """Every featured client exists, belongs to a complete clinic and was created before E."""
     verdicts = {}
     for month in months:
@@ -229,11 +279,11 @@ def eligibility_result(con: duckdb.DuckDBPyConnection, model: ModelQuality, mont
             not offenders, f"{len(offenders)} featured clients not eligible",
             {"ineligible_clients": len(offenders), "sample_client_ids": offenders[:TOP_OFFENDERS]},
         )
-    return _result(model, "eligible_clients_only", verdicts)
+    judgement.add(model, "eligible_clients_only", verdicts)
 
 
-def drift_result(con: duckdb.DuckDBPyConnection, model: ModelQuality, months: list[date]) -> dg.AssetCheckResult:
-    """Population stability index of each numeric feature, month M against M-1; a WARN, never blocking."""
+def drift_result(con: duckdb.DuckDBPyConnection, model: ModelQuality, months: list[date], judgement: Judgement) -> None:
+    """Population stability index of each numeric feature, month M against M-1; a WARN unless the yml makes it blocking."""
     threshold = model.quality.get("psi_warn", rules.DEFAULT_PSI_WARN)
     features = [
         name for name, dtype in con.execute(f"select column_name, column_type from (describe {model.relation})").fetchall()
@@ -273,7 +323,7 @@ def drift_result(con: duckdb.DuckDBPyConnection, model: ModelQuality, months: li
             {"psi": {f: round(v, 5) for f, v in psi.items()}, "psi_warn_above": threshold,
              "most_drifted": [f"{f} {psi[f]:.3f}" for f in top], "max_psi": round(max(psi.values()), 5)},
         )
-    return _result(model, "feature_drift", verdicts, severity=dg.AssetCheckSeverity.WARN)
+    judgement.add(model, "feature_drift", verdicts, _configured_blocking(model, "feature_drift"))
 
 
 def _floats(values):
@@ -282,59 +332,99 @@ def _floats(values):
     return np.ma.filled(np.ma.asarray(values, dtype="float64"), np.nan) if np.ma.isMaskedArray(values) else np.asarray(values, dtype="float64")
 
 
+ACCEPTANCE_CHECK = "month_accepted"
+
+
 def check_specs(models: list[ModelQuality]) -> list[dg.AssetCheckSpec]:
+    """Every check is reported per run with its severity; which months are held back is decided per month (an ERROR
+    failure of any check of the month) and recorded in the ledger, so a bad month never stops the good ones.
+    Dagster's `blocking` is set on `month_accepted` only: it makes everything downstream (publishing) wait for this
+    step, and never fails it (a held-back month is a WARN there: the publish step names it and fails the run)."""
     specs = []
     for model in models:
+        specs.append(dg.AssetCheckSpec(
+            ACCEPTANCE_CHECK, asset=model.key, blocking=True,
+            description="Each run month is accepted for publishing (no ERROR check failed on any model that month, and "
+            "its 12-month window holds no blocked month), or held back with the reasons; recorded in quality.materialized_months.",
+        ))
         if model.quality.get("row_count_check", True):
-            specs.append(dg.AssetCheckSpec("row_count", asset=model.key, blocking=True,
-                                           description="Rows of each run month: non-zero and within tolerance of the trailing months' median."))
-        specs.append(dg.AssetCheckSpec("null_rates", asset=model.key, blocking=True,
-                                       description="Null rate of every column against its threshold from the dbt .yml."))
+            specs.append(dg.AssetCheckSpec("row_count", asset=model.key, description=(
+                "Rows of each run month. No rows: ERROR. Against the trailing months' median: WARN on a drop below half or "
+                "growth above 3x, once 3 earlier months with a median of at least 500 rows are known (docs/quality.md).")))
+        specs.append(dg.AssetCheckSpec("null_rates", asset=model.key,
+                                       description="ERROR when a column's null rate breaks its threshold from the dbt .yml."))
         if model.name in FILTER_EVENT_TIMESTAMPS or model.name == FEATURE_MODEL:
-            specs.append(dg.AssetCheckSpec("point_in_time", asset=model.key, blocking=True,
-                                           description="No event at or after E (the first day of M+1) contributes to month M."))
+            specs.append(dg.AssetCheckSpec("point_in_time", asset=model.key,
+                                           description="ERROR when an event at or after E (the first day of M+1) contributes to month M."))
         if model.name == REJECTED_MODEL:
-            specs.append(dg.AssetCheckSpec("rejected_row_rate", asset=model.key, blocking=True,
+            specs.append(dg.AssetCheckSpec("rejected_row_rate", asset=model.key,
                                            description="Rejected rows per landed rows, by table and reason: WARN above 1%, ERROR above 10%."))
         if model.name == FEATURE_MODEL:
-            specs.append(dg.AssetCheckSpec("eligible_clients_only", asset=model.key, blocking=True,
-                                           description="Every featured client exists, belongs to a complete clinic and was created before E."))
+            specs.append(dg.AssetCheckSpec("eligible_clients_only", asset=model.key,
+                                           description="ERROR unless every featured client exists, belongs to a complete clinic and was created before E."))
             specs.append(dg.AssetCheckSpec("feature_drift", asset=model.key,
                                            description="Population stability index of each feature against the previous month (WARN)."))
     return specs
 
 
+def acceptance_results(models: Iterable[ModelQuality], months: list[date], held: Mapping[date, str]) -> list[dg.AssetCheckResult]:
+    """The month_accepted check of each model: which run months are accepted, which held back and why."""
+    summary = "; ".join(f"{format_month(m)}: {why}" for m, why in sorted(held.items())) or None
+    metadata = {
+        "accepted_months": describe_months(m for m in months if m not in held) or "none",
+        "held_back_months": describe_months(held) or "none",
+    }
+    return [
+        dg.AssetCheckResult(asset_key=model.key, check_name=ACCEPTANCE_CHECK, passed=not held,
+                            severity=dg.AssetCheckSeverity.WARN, metadata=metadata, description=summary)
+        for model in models
+    ]
+
+
 def build_quality_checks() -> dg.AssetChecksDefinition:
     models = models_from_manifest(load_manifest())
+    windowed = {m.name for m in models if m.layer in WINDOWED_LAYERS}
 
     @dg.multi_asset_check(specs=check_specs(models), name="quality_checks", can_subset=True, pool=WAREHOUSE_POOL)
     def quality_checks(context: dg.AssetCheckExecutionContext, feature_store: FeatureStoreResource):
         window = context.op_execution_context.partition_time_window
-        months = month_range(window.start.date(), add_months(window.end.date(), -1))
+        run_months = month_range(window.start.date(), add_months(window.end.date(), -1))
         selected = {(key.asset_key, key.name) for key in context.selected_asset_check_keys}
         settings = feature_store.settings
         checked_keys = {asset_key for asset_key, _ in selected}
+        # what the dbt step of this run recorded: the months it built, and those it could not build (with why)
+        run_id = context.op_execution_context.run_id
+        states = month_states(settings.warehouse, run_id=run_id)
+        not_built = {m: s.reason or "not built" for m, s in states.items() if s.status == FAILED and m in run_months}
+        months = [m for m in run_months if m not in not_built]
+        judgement = Judgement(settings.quality_mode)
         with connect(settings.warehouse, read_only=True) as con:
             if not table_exists(con, "quality", "materialized_months"):
                 raise dg.Failure("No month has been materialized yet: run the monthly job first.")
             present = [m for m in models if m.key in checked_keys and table_exists(con, *m.relation.split("."))]
             present_by_name = {m.name: m for m in present}
-            results = row_count_results(con, present, months) + null_rate_results(con, present, months)
-            results += point_in_time_results(con, present_by_name, months)
-            if REJECTED_MODEL in present_by_name:
-                results.append(rejected_rate_result(con, present_by_name[REJECTED_MODEL], months, settings.raw_dir))
-            if FEATURE_MODEL in present_by_name:
-                results.append(eligibility_result(con, present_by_name[FEATURE_MODEL], months))
-                results.append(drift_result(con, present_by_name[FEATURE_MODEL], months))
+            row_count_results(con, present, run_months, judgement, not_built)
+            if months:
+                null_rate_results(con, present, months, judgement)
+                point_in_time_results(con, present_by_name, months, judgement)
+                if REJECTED_MODEL in present_by_name:
+                    rejected_rate_result(con, present_by_name[REJECTED_MODEL], months, settings.raw_dir, judgement)
+                if FEATURE_MODEL in present_by_name:
+                    eligibility_result(con, present_by_name[FEATURE_MODEL], months, judgement)
+                    drift_result(con, present_by_name[FEATURE_MODEL], months, judgement)
         missing = {key for key, _ in selected} - {m.key for m in present}
-        if settings.quality_mode == "warn":  # report, never block (FEATURE_STORE_QUALITY_MODE)
-            results = [r._replace(severity=dg.AssetCheckSeverity.WARN) for r in results]
-        for result in results:
+        blocked = {m: "; ".join(reasons) for m, reasons in judgement.blocking.items() if m in months}
+        if present_by_name.keys() & windowed:  # a later month's features read a blocked month's rows
+            blocked = blocked_with_windows(months, parse_month(settings.start_month), blocked)
+        record_verdicts(settings.warehouse, run_id, months, blocked)
+        held = {**not_built, **blocked}
+        for result in judgement.results + acceptance_results(present, run_months, held):
             if (result.asset_key, result.check_name) in selected:
                 yield result
         for asset_key, check_name in sorted(selected, key=str):
             if asset_key in missing:  # dbt should have built it: say so rather than pass silently
                 yield dg.AssetCheckResult(asset_key=asset_key, check_name=check_name, passed=False,
+                                          severity=dg.AssetCheckSeverity.WARN if check_name == ACCEPTANCE_CHECK else dg.AssetCheckSeverity.ERROR,
                                           description=f"{asset_key.to_user_string()} does not exist in the warehouse")
 
     return quality_checks

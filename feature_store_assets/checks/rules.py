@@ -10,8 +10,12 @@ from statistics import median
 import numpy as np
 
 # Defaults, overridable per model in its dbt .yml under `meta.quality` (see docs/quality.md).
-DEFAULT_ROW_COUNT_TOLERANCE = 0.5  # within ±50% of the median of the trailing months
+DEFAULT_ROW_COUNT_TOLERANCE = 0.5  # a month below (1 - 0.5) x the trailing median is a drop worth a look
+DEFAULT_ROW_COUNT_GROWTH = 3.0  # up to 3x the trailing median is growth (clinics going live), not an anomaly
 DEFAULT_ROW_COUNT_LOOKBACK = 3
+DEFAULT_ROW_COUNT_MIN_HISTORY = 3  # no verdict on the change before 3 earlier months are known
+DEFAULT_ROW_COUNT_MIN_ROWS = 500  # nor when the trailing median is below 500 rows: a band around a few rows is noise
+NOISE_SIGMAS = 4  # the band never gets narrower than 4 x sqrt(median), the count's Poisson noise
 DEFAULT_REJECTED_WARN_RATE = 0.01
 DEFAULT_REJECTED_ERROR_RATE = 0.10
 DEFAULT_PSI_WARN = 0.25  # the usual "significant shift" level of the population stability index
@@ -25,20 +29,38 @@ class Verdict:
     metadata: dict = field(default_factory=dict)
 
 
-def row_count_verdict(
-    month_rows: int, previous_rows: Sequence[int], tolerance: float = DEFAULT_ROW_COUNT_TOLERANCE
-) -> Verdict:
-    """Non-zero, and within ±tolerance of the median of the previous months (when there are any)."""
-    metadata = {"rows": month_rows, "tolerance": tolerance, "previous_months_rows": list(previous_rows)}
+@dataclass(frozen=True)
+class RowCountRule:
+    """How a month's row count is judged against the trailing months' median (docs/quality.md)."""
+
+    tolerance: float = DEFAULT_ROW_COUNT_TOLERANCE
+    growth: float = DEFAULT_ROW_COUNT_GROWTH
+    min_history: int = DEFAULT_ROW_COUNT_MIN_HISTORY
+    min_rows: int = DEFAULT_ROW_COUNT_MIN_ROWS
+
+
+def row_count_verdict(month_rows: int, previous_rows: Sequence[int], rule: RowCountRule = RowCountRule()) -> Verdict:
+    """`no rows` fails (an integrity problem: the caller decides its severity); a change fails only when it is
+    outside [median x (1 - tolerance), median x growth], widened to the count's noise (NOISE_SIGMAS x sqrt(median)),
+    and only with at least `min_history` earlier months whose median is at least `min_rows`."""
+    metadata = {"rows": month_rows, "previous_months_rows": list(previous_rows), "drop_tolerance": rule.tolerance,
+                "growth_allowed": rule.growth}
     if month_rows == 0:
-        return Verdict(False, "no rows", metadata)
-    if not previous_rows:
-        return Verdict(True, "no previous month to compare with", metadata)
+        return Verdict(False, "no rows", metadata | {"empty": True})
+    if len(previous_rows) < rule.min_history:
+        return Verdict(True, f"{len(previous_rows)} earlier months: no verdict before {rule.min_history}", metadata)
     reference = median(previous_rows)
-    ratio = month_rows / reference if reference else math.inf
-    metadata |= {"trailing_median": float(reference), "ratio_to_median": round(ratio, 4)}
-    if abs(ratio - 1) > tolerance:
-        return Verdict(False, f"{month_rows} rows is {ratio:.2f}x the trailing median {reference:g}", metadata)
+    metadata |= {"trailing_median": float(reference), "ratio_to_median": round(month_rows / reference, 4) if reference else None}
+    if reference < rule.min_rows:
+        return Verdict(True, f"trailing median {reference:g} rows is below {rule.min_rows}: no verdict on the change", metadata)
+    noise = NOISE_SIGMAS * math.sqrt(reference)
+    low, high = min(reference * (1 - rule.tolerance), reference - noise), max(reference * rule.growth, reference + noise)
+    metadata |= {"lowest_expected": round(low, 1), "highest_expected": round(high, 1)}
+    ratio = month_rows / reference
+    if month_rows < low:
+        return Verdict(False, f"{month_rows} rows is {ratio:.2f}x the trailing median {reference:g} (a drop below {low:.0f})", metadata)
+    if month_rows > high:
+        return Verdict(False, f"{month_rows} rows is {ratio:.2f}x the trailing median {reference:g} (above {high:.0f})", metadata)
     return Verdict(True, f"{ratio:.2f}x the trailing median", metadata)
 
 
