@@ -104,6 +104,25 @@ def kill(pid: int, sig) -> None:
         pass
 
 
+def kill_in_dbt(run, warehouse: Path, timeout: float = 120) -> str:
+    """SIGKILL a `feature-store materialize` process while its dbt build rewrites a month; the killed run's id.
+
+    Checks that dbt dies with it (an orphan would keep the warehouse locked against the next run).
+    """
+    import signal
+
+    from feature_store_assets.runs import lock_path, parse_holder
+
+    dbt = wait_for(lambda: dbt_build_child(run.pid), timeout=timeout, interval=0.1, what="the run's dbt build")
+    run_id = parse_holder(lock_path(warehouse).read_text())["run_id"]
+    time.sleep(2.0)  # dbt is rewriting the month
+    assert alive(dbt), "dbt finished before the kill: the test would prove nothing"
+    run.send_signal(signal.SIGKILL)
+    run.wait(timeout=30)
+    wait_for(lambda: not alive(dbt), timeout=3, what="dbt to die with its run")
+    return run_id
+
+
 class DagsterServers:
     """dagster-webserver and dagster-daemon on loopback, on a copy of the shipped instance configuration
     (or of `instance_yaml`, another instance template such as dagster.postgres.yaml)."""

@@ -8,7 +8,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import dagster as dg
 import pytest
@@ -16,16 +15,13 @@ import pytest
 import feature_store_assets.dbt
 import feature_store_assets.publish
 from feature_store_assets.cli import main
-from feature_store_assets.runs import lock_path, parse_holder
 from feature_store_assets_tests.conftest import configure
 from feature_store_assets_tests.operations_support import (
-    alive,
-    dbt_build_child,
     digest,
     duplicate_keys,
     kill,
+    kill_in_dbt,
     months_of,
-    wait_for,
 )
 
 pytestmark = pytest.mark.e2e
@@ -105,14 +101,7 @@ def test_killed_run_takes_its_dbt_with_it_and_a_rerun_recovers(store):
         stderr=subprocess.DEVNULL,
     )
     try:
-        dbt = wait_for(lambda: dbt_build_child(run.pid), timeout=120, interval=0.1, what="the run's dbt build")
-        killed = parse_holder(lock_path(store.settings.warehouse).read_text())["run_id"]
-        time.sleep(2.0)  # dbt is rewriting the month
-        assert alive(dbt), "dbt finished before the kill: the test would prove nothing"
-        run.send_signal(signal.SIGKILL)
-        run.wait(timeout=30)
-        # the orphan would keep the warehouse locked against the re-run
-        wait_for(lambda: not alive(dbt), timeout=3, what="dbt to die with its run")
+        killed = kill_in_dbt(run, store.settings.warehouse)
     finally:
         kill(run.pid, signal.SIGKILL)
         run.wait(timeout=30)

@@ -125,3 +125,23 @@ def test_a_second_materialize_refuses_at_once_while_the_first_runs_and_the_first
     with dg.DagsterInstance.from_config(str(feature_store.root / "dagster_home")) as instance:
         [run] = instance.get_runs()  # the refused run never became a run
         assert run.run_id == holder["run_id"] and run.status == dg.DagsterRunStatus.SUCCESS
+
+
+def test_the_cli_and_the_ui_use_one_instance_by_default_overridable(tmp_path, monkeypatch):
+    from feature_store_assets import operations
+    from feature_store_assets.cli import main, parser
+
+    assert operations.instance_home(None, {}) == operations.SHIPPED_DAGSTER_HOME
+    assert operations.instance_home(None, {"DAGSTER_HOME": str(tmp_path)}) == tmp_path
+    assert operations.instance_home(str(tmp_path / "other"), {"DAGSTER_HOME": str(tmp_path)}) == tmp_path / "other"
+    assert parser().parse_args(["materialize", "--from", "2023-01", "--to", "2023-01"]).dagster_home is None
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text((operations.SHIPPED_DAGSTER_HOME / "dagster.yaml").read_text())
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    launched = {}
+    monkeypatch.setattr(operations.os, "execvpe", lambda file, args, env: launched.update(env=env))
+    assert main(["ui"]) == 0
+    assert launched["env"]["DAGSTER_HOME"] == str(home)  # the UI opens the instance the CLI's runs went to
+
