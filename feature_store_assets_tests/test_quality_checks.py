@@ -68,10 +68,11 @@ def test_good_months_pass_every_check_and_are_published(feature_store):
 def test_a_broken_month_fails_its_checks_with_numbers_and_is_not_published(two_good_months, capsys):
     store = two_good_months
     raw = store.raw_dir
-    # a third of the in-clinic rows, half of them without quantity; 1 in 7 online orders without revenue
+    # half of the in-clinic rows without quantity, 1 in 7 without revenue (rates over more than 1,000 rows block)
     rewrite_month_file(raw, "transactions_inclinic", "2023-03",
-                       "select * replace (case when transaction_id % 2 = 0 then null else quantity end as quantity) "
-                       "from landed where transaction_id % 3 = 0")
+                       "select * replace (case when transaction_id % 2 = 0 then null else quantity end as quantity, "
+                       "case when transaction_id % 7 = 0 then null else revenue end as revenue) from landed")
+    # 1 in 7 online orders without revenue: a rate over a few hundred rows warns, never blocks
     rewrite_month_file(raw, "transactions", "2023-03",
                        "select * replace (case when transaction_id % 7 = 0 then null else revenue end as revenue) from landed")
     analytics_before = store.settings.analytics.read_bytes()
@@ -79,7 +80,8 @@ def test_a_broken_month_fails_its_checks_with_numbers_and_is_not_published(two_g
     assert main(["materialize", "--from", "2023-03", "--to", "2023-03"]) == 1
     error = capsys.readouterr().err
     assert "filtered/inclinic_transactions check null_rates (ERROR" in error and "quantity" in error
-    assert "quality/rejected_rows check rejected_row_rate (ERROR" in error and "transactions/null_revenue" in error
+    assert "quality/rejected_rows check rejected_row_rate (ERROR" in error and "transactions_inclinic/null_revenue" in error
+    assert "transactions/null_revenue 14" in error  # reported too, as a WARN (fewer than 1,000 landed rows)
     assert "held back 2023-03" in error
     assert store.settings.analytics.read_bytes() == analytics_before  # nothing of March was published
     assert published_months(store) == ["2023-01", "2023-02"]

@@ -25,7 +25,7 @@ from feature_store_assets.landing_zone import EVENT_TABLES, landed_rows
 from feature_store_assets.months import add_months, describe_months, format_month, month_range, parse_month
 from feature_store_assets.resources import WAREHOUSE_POOL, FeatureStoreResource
 from feature_store_assets.acceptance import blocked_with_windows
-from feature_store_assets.warehouse import ACCEPTED, BUILT, FAILED, LEDGER, connect, month_states, record_verdicts, table_exists
+from feature_store_assets.warehouse import ACCEPTED, BUILT, FAILED, LEDGER, connect, month_states, quote, record_verdicts, table_exists
 
 FEATURE_MODEL = "client_features"
 REJECTED_MODEL = "rejected_rows"
@@ -181,7 +181,7 @@ def row_count_results(
 def null_rate_results(con: duckdb.DuckDBPyConnection, models: Iterable[ModelQuality], months: list[date], judgement: Judgement) -> None:
     for model in models:
         columns = [row[0] for row in con.execute(f"select column_name from (describe {model.relation})").fetchall()]
-        counted = ", ".join(f'count("{c}")' for c in columns)
+        counted = ", ".join(f"count({quote(c)})" for c in columns)
         conditions = ", ".join(f"count(*) filter (where {cond})" for cond in model.null_conditions.values()) or "0"
         rows = con.execute(
             f"select {model.month_column}, count(*), {counted}, {conditions} from {model.relation} "
@@ -189,7 +189,8 @@ def null_rate_results(con: duckdb.DuckDBPyConnection, models: Iterable[ModelQual
             [months],
         ).fetchall()
         by_month = {row[0]: row for row in rows}
-        verdicts, offenders = {}, []
+        verdicts, offenders, severity = {}, [], {}
+        min_rows = model.quality.get("rate_min_rows", rules.DEFAULT_RATE_MIN_ROWS)
         for month in months:
             row = by_month.get(month)
             total = row[1] if row else 0
@@ -203,6 +204,10 @@ def null_rate_results(con: duckdb.DuckDBPyConnection, models: Iterable[ModelQual
                 )
             failing = [v for v in column_verdicts if not v.passed]
             offenders += [v.summary for v in failing]
+            # a key's NULL (a not_null test) and an exact expectation are integrity; a ceiling is statistical, so a
+            # rate over fewer than min_rows rows warns (a handful of rows gives a rate anything by chance)
+            exact = [v for v in failing if v.metadata.get("max_null_rate", 1) == 0 or "expected_null_rate" in v.metadata]
+            severity[month] = Severity.ERROR if exact or total >= min_rows else Severity.WARN
             rates = {v.metadata["column"]: round(v.metadata["null_rate"], 6) for v in column_verdicts}
             verdicts[month] = rules.Verdict(
                 passed=not failing,
@@ -210,7 +215,7 @@ def null_rate_results(con: duckdb.DuckDBPyConnection, models: Iterable[ModelQual
                 metadata={"rows": total, "null_rates": rates, "max_null_rates": dict(model.max_null_rates),
                           "null_exactly_when": dict(model.null_conditions)},
             )
-        judgement.add(model, "null_rates", verdicts, extra={"top_offenders": ", ".join(offenders[:TOP_OFFENDERS]) or "none"})
+        judgement.add(model, "null_rates", verdicts, severity, extra={"top_offenders": ", ".join(offenders[:TOP_OFFENDERS]) or "none"})
 
 
 def rejected_rate_result(con: duckdb.DuckDBPyConnection, model: ModelQuality, months: list[date], raw_dir: Path, judgement: Judgement) -> None:
@@ -220,15 +225,22 @@ def rejected_rate_result(con: duckdb.DuckDBPyConnection, model: ModelQuality, mo
         f"select event_month, table_name, reason, count(*) from {model.relation} "
         "where list_contains(?, event_month) group by all", [months]
     ).fetchall()
+    min_rows = model.quality.get("rate_min_rows", rules.DEFAULT_RATE_MIN_ROWS)
     verdicts, severity = {}, {}
     for month in months:
-        rates = {}
+        rates, landed_by_key = {}, {}
         for table in EVENT_TABLES:
             landed = landed_rows(raw_dir, table, month)
             for m, t, reason, count in rejected:
                 if m == month and t == table:
                     rates[f"{table}/{reason}"] = count / landed if landed else 1.0
-        severities = {key: rules.rejection_severity(rate, warn, error) for key, rate in rates.items()}
+                    landed_by_key[f"{table}/{reason}"] = landed
+        # above the error rate is an ERROR once the table's month has min_rows landed rows; on fewer, a WARN
+        severities = {
+            key: "WARN" if rules.rejection_severity(rate, warn, error) == "ERROR" and landed_by_key[key] < min_rows
+            else rules.rejection_severity(rate, warn, error)
+            for key, rate in rates.items()
+        }
         flagged = {k: s for k, s in severities.items() if s}
         severity[month] = Severity.ERROR if "ERROR" in flagged.values() else Severity.WARN
         verdicts[month] = rules.Verdict(

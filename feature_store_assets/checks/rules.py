@@ -16,6 +16,9 @@ DEFAULT_ROW_COUNT_LOOKBACK = 3
 DEFAULT_ROW_COUNT_MIN_HISTORY = 3  # no verdict on the change before 3 earlier months are known
 DEFAULT_ROW_COUNT_MIN_ROWS = 500  # nor when the trailing median is below 500 rows: a band around a few rows is noise
 NOISE_SIGMAS = 4  # the band never gets narrower than 4 x sqrt(median), the count's Poisson noise
+# A rate (rejected rows, a column's NULLs under a ceiling) over fewer rows than this is reported as a WARN, never
+# blocking: on 100 rows a rate moves by several points by chance.
+DEFAULT_RATE_MIN_ROWS = 1000
 DEFAULT_REJECTED_WARN_RATE = 0.01
 DEFAULT_REJECTED_ERROR_RATE = 0.10
 DEFAULT_PSI_WARN = 0.25  # the usual "significant shift" level of the population stability index
