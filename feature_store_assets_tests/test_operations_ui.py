@@ -1,16 +1,21 @@
 """Operating through the Dagster UI: a real dagster-webserver and dagster-daemon on loopback.
 
 The servers run on a copy of the shipped instance configuration (dagster_home/dagster.yaml)
-over a generated 7-month landing zone; runs are launched the way the UI launches them (a
-browser click, or the UI's GraphQL mutations) and carried out by the daemon's run queue.
-The servers start once for the module; its tests run in order on one xdist worker.
+over a generated 8-month landing zone; runs are launched the way the UI launches them (a
+browser click, or the UI's GraphQL mutations) and carried out by the daemon's run queue, or
+by `feature-store materialize` on the same instance. The servers start once for the module;
+its tests run in order on one xdist worker.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import signal
+import subprocess
+import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -27,14 +32,16 @@ from feature_store_assets_tests.operations_support import (
     digest,
     duplicate_keys,
     kill,
+    kill_in_dbt,
     months_of,
     wait_for,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("dagster_ui")]
 
-ZONE = GeneratorOptions(start_month="2023-01", months=7, clinics=6, clients=400, inclinic_rows_per_month=1500, seed=3)
-MONTHS = [f"2023-{m:02d}" for m in range(1, 8)]
+ZONE = GeneratorOptions(start_month="2023-01", months=8, clinics=6, clients=400, inclinic_rows_per_month=1500, seed=3)
+MONTHS = [f"2023-{m:02d}" for m in range(1, 8)]  # the UI's runs; the CLI's tests add 2023-08
+CLI_MONTH = "2023-08"
 LAYERS = ("landing_zone", "reference", "filter", "aggregation", "features", "publish")
 ARTIFACTS = REPO_DIR / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
@@ -107,12 +114,13 @@ def wait_for_runs(dagster, run_ids: list[str], timeout: float = RUN_TIMEOUT) -> 
     return wait_for(finished, timeout=timeout, interval=2, what=f"runs {run_ids} to finish")
 
 
-def launch_month(dagster, month: str) -> str:
+def launch_month(dagster, month: str, **tags: str) -> str:
     """One run of the monthly job for one partition, as the job's Materialize button launches it."""
+    tags = {"dagster/partition": f"{month}-01", **tags}
     result = dagster.gql(LAUNCH_RUN, {"params": {
         "selector": {"repositoryLocationName": dagster.location, "repositoryName": "__repository__",
                      "jobName": "monthly_feature_job"},
-        "executionMetadata": {"tags": [{"key": "dagster/partition", "value": f"{month}-01"}]},
+        "executionMetadata": {"tags": [{"key": key, "value": value} for key, value in tags.items()]},
         "runConfigData": {},
         "mode": "default",
     }})["launchRun"]
@@ -150,7 +158,8 @@ def assert_store_is_clean(dagster, months: list[str]) -> None:
     assert set(duplicate_keys(analytics(dagster)).values()) == {0}
 
 
-def test_asset_graph_shows_the_layers_and_a_partition_launches_from_the_browser(dagster):
+@contextmanager
+def browser_page():
     from playwright.sync_api import sync_playwright
 
     assert Path(CHROMIUM).exists(), "Debian's chromium is missing: apt-get install -y chromium (see .ci/run)"
@@ -161,27 +170,40 @@ def test_asset_graph_shows_the_layers_and_a_partition_launches_from_the_browser(
         try:
             page = browser.new_page(viewport={"width": 1600, "height": 1000})
             page.set_default_timeout(60_000)
-            page.goto(f"{dagster.url}/asset-groups")
-            for layer in LAYERS:
-                page.get_by_text(layer, exact=True).first.wait_for()
-            page.get_by_role("button", name="Materialize all").wait_for()
-            page.screenshot(path=ARTIFACTS / "dagster-asset-graph.png")
-            # the shipped instance turns off Dagster's newsletter prompt (it appears after 1 s otherwise)
-            page.wait_for_timeout(1500)
-            assert page.get_by_text("Join the Dagster community").count() == 0
-
-            page.get_by_role("button", name="Materialize all").click()
-            dialog = page.get_by_role("dialog")
-            dialog.get_by_role("button", name="Show all partitions").click()  # 2023 is older than the 90 days shown
-            partitions = dialog.locator("input[type=text]").first
-            partitions.fill("2023-01-01")
-            partitions.press("Enter")
-            dialog.get_by_text("1 partition", exact=True).wait_for()
-            page.screenshot(path=ARTIFACTS / "dagster-materialize-dialog.png")
-            dialog.get_by_role("button", name="Launch 1 run").click()
-            dialog.wait_for(state="hidden")
+            yield page
         finally:
             browser.close()
+
+
+def cli_materialize(dagster, month: str) -> subprocess.Popen:
+    """`feature-store materialize` for one month on the servers' warehouse and instance (their environment)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "feature_store_assets.cli", "materialize", "--from", month, "--to", month],
+        env=dagster.env, cwd=dagster.root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def test_asset_graph_shows_the_layers_and_a_partition_launches_from_the_browser(dagster):
+    with browser_page() as page:
+        page.goto(f"{dagster.url}/asset-groups")
+        for layer in LAYERS:
+            page.get_by_text(layer, exact=True).first.wait_for()
+        page.get_by_role("button", name="Materialize all").wait_for()
+        page.screenshot(path=ARTIFACTS / "dagster-asset-graph.png")
+        # the shipped instance turns off Dagster's newsletter prompt (it appears after 1 s otherwise)
+        page.wait_for_timeout(1500)
+        assert page.get_by_text("Join the Dagster community").count() == 0
+
+        page.get_by_role("button", name="Materialize all").click()
+        dialog = page.get_by_role("dialog")
+        dialog.get_by_role("button", name="Show all partitions").click()  # 2023 is older than the 90 days shown
+        partitions = dialog.locator("input[type=text]").first
+        partitions.fill("2023-01-01")
+        partitions.press("Enter")
+        dialog.get_by_text("1 partition", exact=True).wait_for()
+        page.screenshot(path=ARTIFACTS / "dagster-materialize-dialog.png")
+        dialog.get_by_role("button", name="Launch 1 run").click()
+        dialog.wait_for(state="hidden")
 
     launched = wait_for(lambda: runs(dagster), timeout=60, interval=1, what="the run the browser launched")
     assert len(launched) == 1 and launched[0]["tags"]["dagster/partition"] == "2023-01-01"
@@ -262,4 +284,59 @@ def test_runs_queued_together_run_one_at_a_time_in_queue_order(dagster):
     assert [r["runId"] for r in finished] == launched  # started oldest month first
     assert_never_overlapped(runs(dagster))
     assert_store_is_clean(dagster, MONTHS)
+    assert lock_errors(dagster) == []
+
+
+def ledger_run_ids(dagster, month: str) -> set[str]:
+    import duckdb
+
+    with duckdb.connect(str(warehouse(dagster)), read_only=True) as con:
+        rows = con.execute(
+            "select distinct dagster_run_id from quality.materialized_months where month = ?", [f"{month}-01"]
+        ).fetchall()
+    return {run_id for (run_id,) in rows}
+
+
+def test_a_cli_run_shows_in_the_ui_with_its_partition_materialized(dagster):
+    cli = cli_materialize(dagster, CLI_MONTH)
+    _, errors = cli.communicate(timeout=RUN_TIMEOUT)
+    assert cli.returncode == 0, errors
+    [run_id] = ledger_run_ids(dagster, CLI_MONTH)  # the ledger's run id is a run of the UI's instance
+    [run] = runs(dagster, runIds=[run_id])
+    assert run["status"] == "SUCCESS" and run["tags"]["dagster/asset_partition_range_start"] == f"{CLI_MONTH}-01"
+
+    with browser_page() as page:
+        page.goto(f"{dagster.url}/runs/{run_id}")
+        page.get_by_text("Success", exact=True).first.wait_for()
+        page.get_by_text(re.compile(r"^\d+ checks$")).first.wait_for()  # with its check results
+        page.screenshot(path=ARTIFACTS / "dagster-cli-run.png")
+        page.goto(f"{dagster.url}/assets/features/client_features?view=partitions&partition={CLI_MONTH}-01")
+        page.get_by_text("Materialized", exact=True).first.wait_for()
+        page.get_by_text(run_id[:8]).first.wait_for()  # the partition's latest materialization: the CLI's run
+        page.screenshot(path=ARTIFACTS / "dagster-cli-partition.png")
+    stats = dagster.gql(PARTITION_STATS, {"key": {"path": ["features", "client_features"]}})["assetNodeOrError"]
+    assert stats["partitionStats"]["numMaterialized"] == len(MONTHS) + 1
+
+
+def test_a_killed_cli_run_is_marked_failed_and_the_next_queued_run_starts(dagster):
+    """The daemon's dead-run sensor fails the run whose process was killed; the queue (one run at a time) moves on."""
+    before = digest(analytics(dagster))
+    cli = cli_materialize(dagster, CLI_MONTH)
+    try:
+        killed = kill_in_dbt(cli, warehouse(dagster), timeout=RUN_TIMEOUT)
+    finally:
+        kill(cli.pid, signal.SIGKILL)
+        cli.wait(timeout=30)
+
+    [failed] = wait_for_runs(dagster, [killed], timeout=180)  # the sensor ticks every 30 s
+    assert failed["status"] == "FAILURE"
+    with dg.DagsterInstance.from_config(str(dagster.home)) as instance:
+        messages = [entry.message for entry in instance.all_logs(killed, of_type=dg.DagsterEventType.RUN_FAILURE)]
+    assert any(f"pid {cli.pid}" in message and "is gone" in message for message in messages), messages
+    assert digest(analytics(dagster)) == before
+
+    # as the monthly schedule launches its run: through the daemon's queue, which the dead run no longer holds
+    [scheduled] = wait_for_runs(dagster, [launch_month(dagster, CLI_MONTH, **{"dagster/schedule_name": "monthly_feature_schedule"})])
+    assert scheduled["status"] == "SUCCESS"
+    assert_store_is_clean(dagster, [*MONTHS, CLI_MONTH])
     assert lock_errors(dagster) == []
