@@ -44,9 +44,10 @@ def _instance(dagster_home: str | None = None) -> dg.DagsterInstance:
 
 
 def materialize_months(
-    settings: Settings, first: date, last: date, log_level: str = "WARNING", dagster_home: str | None = None
+    settings: Settings, first: date, last: date, log_level: str = "WARNING", dagster_home: str | None = None,
+    assets: Sequence[dg.AssetKey] | None = None,
 ) -> dg.ExecuteInProcessResult:
-    """Run the monthly job over months first..last as one run (one dbt build for all of them).
+    """Run the monthly job over months first..last as one run (one dbt build for all of them); `assets`: only those.
 
     The run holds the warehouse's run lock (runs.py) from before the definitions load until it
     ends: a second run on the same warehouse is refused at once, naming this one.
@@ -73,6 +74,7 @@ def materialize_months(
             result = job.execute_in_process(
                 instance=instance,
                 run_id=run_id,
+                asset_selection=assets,
                 run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
                 tags={
                     "dagster/asset_partition_range_start": first.isoformat(),
@@ -180,6 +182,26 @@ def cmd_materialize(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_accept(args: argparse.Namespace, settings: Settings) -> int:
+    """Accept a blocked month as it is (the reason goes to the ledger), then publish it in a run of the publish asset."""
+    from feature_store_assets.freshness import PUBLISHED_ASSET
+    from feature_store_assets.warehouse import BLOCKED, accept_blocked_month, month_states
+
+    month = parse_month(args.month)
+    state = month_states(settings.warehouse).get(month)
+    if state is None or state.status != BLOCKED:
+        now = f"is {state.status} ({state.reason or 'no reason recorded'})" if state else "was never materialized"
+        raise ConfigurationError(
+            f"{format_month(month)} {now} in {settings.warehouse}: only a blocked month can be accepted"
+            + ("; a failed month's tables may be partial: fix its input and re-run it" if state and state.status != "accepted" else "")
+        )
+    models = accept_blocked_month(settings.warehouse, month, args.reason)
+    print(f"accepted {format_month(month)} ({models} models): {args.reason}")
+    materialize_months(settings, month, month, dagster_home=args.dagster_home, assets=[PUBLISHED_ASSET])
+    print(f"published into {settings.analytics}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     import duckdb
 
@@ -250,6 +272,12 @@ def parser() -> argparse.ArgumentParser:
     )
     add_dagster_home_option(materialize)
     materialize.set_defaults(run=cmd_materialize)
+
+    accept = commands.add_parser("accept", help="publish a month the quality checks blocked, as it is, with a reason (docs/quality.md)")
+    accept.add_argument("--month", required=True, metavar="YYYY-MM")
+    accept.add_argument("--reason", required=True, help="why the month is right as it is (kept in the ledger)")
+    add_dagster_home_option(accept)
+    accept.set_defaults(run=cmd_accept)
 
     demo = commands.add_parser("demo", help="generate a small landing zone if absent, materialize every month, show the result")
     demo.set_defaults(run=cmd_demo)

@@ -88,6 +88,15 @@ def test_a_broken_month_fails_its_checks_with_numbers_and_is_not_published(two_g
     status = store.query("select distinct status, reason from quality.materialized_months where month = '2023-03-01'")
     assert status["status"].tolist() == ["blocked"] and "null_rates" in status["reason"][0]
 
+    # an operator who checked March by hand accepts it as it is: it is published, with the reason in the ledger
+    assert main(["accept", "--month", "2023-02", "--reason", "x"]) == 1
+    assert "2023-02 is accepted" in capsys.readouterr().err
+    assert main(["accept", "--month", "2023-03", "--reason", "quantity missing at clinic 3, known"]) == 0
+    assert published_months(store) == ["2023-01", "2023-02", "2023-03"]
+    ledger = store.query("select distinct status, reason, published_at is not null as published "
+                         "from quality.materialized_months where month = '2023-03-01'").to_dict("records")
+    assert ledger == [{"status": "accepted", "reason": "accepted by an operator: quantity missing at clinic 3, known", "published": True}]
+
 
 def test_warnings_do_not_block_drift_and_a_few_rejections(two_good_months, capsys):
     store = two_good_months
