@@ -62,9 +62,6 @@ def materialize(zone: LandingZone, run: Run, first: str, last: str, **extra_env:
         "FEATURE_STORE_ZIP_INCOME": str(zone.zip_income),
         "FEATURE_STORE_START_MONTH": START_MONTH,
         "FEATURE_STORE_ANALYTICS": str(run.analytics),
-        # The hand-built zone plants 10-25% bad rows per table and month on purpose: the quality
-        # gates would rightly refuse to publish it. This module checks values, so they only report.
-        "FEATURE_STORE_QUALITY_MODE": "warn",
     }
     # Module-scoped fixtures cannot take the function-scoped monkeypatch.
     with pytest.MonkeyPatch.context() as patch:
