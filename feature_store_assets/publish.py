@@ -177,25 +177,21 @@ def held_back_report(states: Mapping[date, object]) -> str:
     )
 
 
+def published_models(manifest: Mapping) -> list[dg.AssetKey]:
+    """The dbt models whose tables the analytics file holds (every model in a published schema), as asset keys."""
+    return sorted(
+        (dg.AssetKey([node["schema"], node["name"]]) for node in manifest["nodes"].values()
+         if node["resource_type"] == "model" and node["schema"] in PUBLISHED_SCHEMAS),
+        key=lambda key: key.path,
+    )
+
+
 @dg.asset(
     key=["publish", "analytics_database"],
     group_name="publish",
-    deps=[
-        dg.AssetKey(["features", "client_features"]),
-        dg.AssetKey(["features", "clinic_features"]),
-        dg.AssetKey(["marts", "client_rfm"]),
-        dg.AssetKey(["marts", "client_value"]),
-        dg.AssetKey(["marts", "client_cohorts"]),
-        dg.AssetKey(["marts", "product_affinity"]),
-        dg.AssetKey(["features", "feature_catalog"]),
-        dg.AssetKey(["aggregation", "client_monthly_financials"]),
-        dg.AssetKey(["aggregation", "client_monthly_inclinic_mix"]),
-        dg.AssetKey(["aggregation", "client_monthly_web_engagement"]),
-        dg.AssetKey(["aggregation", "clinic_monthly_revenue"]),
-        dg.AssetKey(["aggregation", "category_pair_monthly_visits"]),
-        dg.AssetKey(["quality", "rejected_rows"]),
-        dg.AssetKey(["reference", "client_zip_income"]),
-    ],
+    # every dbt model of the published schemas (from the manifest), and the Python assets that write them
+    deps=[*published_models(load_manifest()), dg.AssetKey(["features", "feature_catalog"]),
+          dg.AssetKey(["reference", "zip_income"]), dg.AssetKey(["reference", "client_zip_income"])],
     pool=WAREHOUSE_POOL,
     kinds={"duckdb"},
     description="The read-only analytics file (FEATURE_STORE_ANALYTICS) analysts and the serving layer open: "
