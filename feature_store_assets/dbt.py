@@ -30,6 +30,7 @@ from feature_store_assets.months import (
     month_range,
     parse_month,
 )
+from feature_store_assets.dbt_process import dbt_executable
 from feature_store_assets.resources import WAREHOUSE_POOL, FeatureStoreResource
 from feature_store_assets.warehouse import (
     mirror_spark_tables,
@@ -61,7 +62,10 @@ def prepare_manifest() -> Path:
     manifest_path = dbt_project.manifest_path
     with FileLock(str(DBT_PROJECT_DIR / ".manifest.lock")):
         if not manifest_path.exists() or manifest_path.stat().st_mtime < _dbt_sources_mtime():
-            dbt_project.preparer.prepare(dbt_project)
+            # dbt beside this interpreter: a venv's scripts are not on PATH unless it is activated
+            DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable()).cli(
+                ["parse", "--quiet"], target_path=dbt_project.target_path
+            ).wait()
     return manifest_path
 
 
