@@ -10,6 +10,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date
 from functools import cache
 from pathlib import Path
@@ -20,6 +21,7 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtC
 from filelock import FileLock
 
 from feature_store_assets.acceptance import contiguous_runs, months_not_buildable
+from feature_store_assets.dbt_checks import check_description, with_readable_test_names
 from feature_store_assets.landing_zone import EVENT_TABLES, contract_from_manifest, landed_rows, landing_zone_report
 from feature_store_assets.months import (
     FEATURE_LOOKBACK_MONTHS,
@@ -27,6 +29,7 @@ from feature_store_assets.months import (
     build_chunks,
     dbt_vars,
     describe_months,
+    format_month,
     month_range,
     parse_month,
 )
@@ -80,7 +83,8 @@ def _layer(props: Mapping[str, Any]) -> str | None:
 
 
 class LayerTranslator(DagsterDbtTranslator):
-    """Keys as [schema, model], groups named after the layer folders, and the features' 12-month lookback."""
+    """Keys as [schema, model], groups named after the layer folders (or `meta.dagster.group`: the staging
+    tables), the features' 12-month lookback, and dbt test checks described by what they test (dbt_checks)."""
 
     def __init__(self) -> None:
         super().__init__(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
@@ -91,7 +95,13 @@ class LayerTranslator(DagsterDbtTranslator):
         return super().get_asset_key(dbt_resource_props)
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
-        return _layer(dbt_resource_props) or super().get_group_name(dbt_resource_props)
+        return super().get_group_name(dbt_resource_props) or _layer(dbt_resource_props)
+
+    def get_asset_check_spec(
+        self, asset_spec: dg.AssetSpec, manifest: Mapping[str, Any], unique_id: str, project: DbtProject | None
+    ) -> dg.AssetCheckSpec | None:
+        spec = super().get_asset_check_spec(asset_spec, manifest, unique_id, project)
+        return spec and spec._replace(description=check_description(manifest["nodes"][unique_id]))
 
     def get_partition_mapping(
         self, dbt_resource_props: Mapping[str, Any], dbt_parent_resource_props: Mapping[str, Any]
@@ -120,6 +130,19 @@ def monthly_models_by_name(manifest: Mapping[str, Any]) -> dict[str, Mapping[str
     }
 
 
+STAGING_TAG = "staging"
+STAGING_MONTH_COLUMN = "event_month"
+
+
+def staging_models_by_name(manifest: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """The staging tables (tag `staging`): the run's months only, rebuilt by every dbt build."""
+    return {
+        node["name"]: node
+        for node in manifest["nodes"].values()
+        if node["resource_type"] == "model" and STAGING_TAG in node["tags"]
+    }
+
+
 def _relation(node: Mapping[str, Any]) -> str:
     return f"{node['schema']}.{node['name']}"
 
@@ -137,42 +160,59 @@ def model_columns(manifest: Mapping[str, Any]) -> dict[tuple[str, str], dict[str
 FILTER_SOURCES = {"inclinic_transactions": "transactions_inclinic", "hd_orders": "transactions", "web_sessions": "web_sessions"}
 
 
+@dataclass(frozen=True)
+class RowMetadata:
+    """A built model's row counts: `run` goes on its dbt output (so on every partition's materialization),
+    `by_month` on each built month's own materialization (partition-scoped, overriding `run`'s keys), so
+    Dagster's plot of `dagster/row_count` across partitions shows each month's rows, also after a
+    multi-month run."""
+
+    run: dict[str, Any]
+    by_month: dict[date, dict[str, Any]]
+
+
 def materialization_row_metadata(
     settings,
     manifest: Mapping[str, Any],
     built: dict[str, dict[date, int]],
     months: list[date],
     landed_by_month: Mapping[str, Mapping[date, int]],
-) -> dict[str, dict[str, Any]]:
-    """Rows in, rows out and rows rejected of each built model over the run's months, as numeric metadata.
+) -> dict[str, RowMetadata]:
+    """Rows in, rows out (`dagster/row_count` too) and rows rejected of each built model, per built month,
+    and the run's rows by month; staging tables get each month they hold (the last dbt build's) counted.
 
     Rows in: landed rows of its landing-zone table for filter models (landed_by_month: table -> month -> rows),
     else its monthly parents' rows.
     """
-    landed = {table: sum(landed_by_month[table][month] for month in months) for table in FILTER_SOURCES.values()}
-    rejected = rejected_rows_by_table(settings.warehouse, months) if "rejected_rows" in built else {}
+    rejected = (
+        {month: rejected_rows_by_table(settings.warehouse, [month]) for month in months} if "rejected_rows" in built else {}
+    )
     metadata = {}
     for name, by_month in built.items():
         node = manifest["nodes"][f"model.feature_store.{name}"]
         parents = [
             manifest["nodes"][parent]["name"] for parent in node["depends_on"]["nodes"] if parent.startswith("model.")
         ]
-        if name in FILTER_SOURCES:
-            rows_in = landed[FILTER_SOURCES[name]]
-        elif name == "rejected_rows":
-            rows_in = sum(landed.values())
-        else:
-            rows_in = sum(sum(built.get(parent, {}).values()) for parent in parents)
-        entry: dict[str, Any] = {
-            "rows_out": sum(by_month.values()),
-            "rows_in": rows_in,
-            "rows_by_month": dg.MetadataValue.json({m.isoformat()[:7]: n for m, n in by_month.items()}),
-        }
-        if name in FILTER_SOURCES:
-            entry["rows_rejected"] = rejected.get(FILTER_SOURCES[name], 0)
-        if len(months) == 1:  # one partition: Dagster plots it over partitions
-            entry["dagster/row_count"] = entry["rows_out"]
-        metadata[name] = entry
+        per_month = {}
+        for month in months:
+            if name in FILTER_SOURCES:
+                rows_in = landed_by_month[FILTER_SOURCES[name]][month]
+            elif name == "rejected_rows":
+                rows_in = sum(landed_by_month[table][month] for table in FILTER_SOURCES.values())
+            else:
+                rows_in = sum(built.get(parent, {}).get(month, 0) for parent in parents)
+            rows_out = by_month.get(month, 0)
+            entry: dict[str, Any] = {"rows_out": rows_out, "rows_in": rows_in, "dagster/row_count": rows_out}
+            if name in FILTER_SOURCES:
+                entry["rows_rejected"] = rejected.get(month, {}).get(FILTER_SOURCES[name], 0)
+            per_month[month] = entry
+        run = {"rows_by_month": dg.MetadataValue.json({format_month(m): n for m, n in by_month.items()})}
+        metadata[name] = RowMetadata(run=run, by_month=per_month)
+    for name, node in staging_models_by_name(manifest).items():
+        # rebuilt by every dbt build: only the last build's months are in the table, the others are not counted
+        held = {m: n for m, n in rows_per_month(settings.warehouse, _relation(node), STAGING_MONTH_COLUMN, months).items() if n}
+        by_month = {m: {"rows_out": n, "dagster/row_count": n} for m, n in held.items()}
+        metadata[name] = RowMetadata(run={"months_held": describe_months(list(held)) if held else "none"}, by_month=by_month)
     return metadata
 
 
@@ -263,7 +303,7 @@ def build_dbt_assets(partitions_def: dg.TimeWindowPartitionsDefinition) -> list[
     windowed_models = {name for name, node in monthly_models.items() if _layer(node) in WINDOWED_LAYERS}
 
     @dbt_assets(
-        manifest=manifest,
+        manifest=with_readable_test_names(manifest),  # check names: dagster-dbt reads them from the manifest
         project=dbt_project,
         select=MONTHLY_SELECTOR,
         partitions_def=partitions_def,
@@ -350,9 +390,12 @@ def build_dbt_assets(partitions_def: dg.TimeWindowPartitionsDefinition) -> list[
         }
         row_metadata = materialization_row_metadata(settings, manifest, built, completed, landed)
         for event in events:
-            if isinstance(event, dg.Output):
-                name = context.asset_key_for_output(event.output_name).path[-1]
-                event = event.with_metadata({**event.metadata, **row_metadata.get(name, {})})
+            key = context.asset_key_for_output(event.output_name) if isinstance(event, dg.Output) else None
+            if key is not None and key.path[-1] in row_metadata:
+                rows = row_metadata[key.path[-1]]
+                event = event.with_metadata({**event.metadata, **rows.run})
+                for month, metadata in rows.by_month.items():  # each month's materialization gets its own counts
+                    context.add_asset_metadata(metadata, asset_key=key, partition_key=month.strftime(partitions_def.fmt))
             yield event
         # the months of the builds that succeeded are complete, even when a later build failed
         record_materialized_months(settings.warehouse, built, context.run_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 # Layers the job materializes, upstream first; the landing zone is external and never materialized.
-PIPELINE_GROUPS = ("reference", "filter", "aggregation", "features", "marts", "publish")
+PIPELINE_GROUPS = ("reference", "staging", "filter", "aggregation", "features", "marts", "publish")
 
 MONTHLY_JOB = "monthly_feature_job"
 # The previous month is complete once its files have landed: run on the 2nd at 06:00 UTC.
