@@ -345,7 +345,7 @@ def build_dbt_assets(partitions_def: dg.TimeWindowPartitionsDefinition) -> list[
         os.environ.update(settings.as_env())
         # A long backfill of large months is built a few months per dbt build, so DuckDB's memory stays
         # bounded; small months share one build. Builds run oldest first: each finds the history it reads.
-        landed = {t: {m: landed_rows(settings.raw_dir, t, m) for m in months} for t in EVENT_TABLES}
+        landed = {t: {m: landed_rows(settings.raw_dir, t, m) for m in to_build} for t in EVENT_TABLES}  # a held month's files may be unreadable
         rows_by_month = {m: sum(landed[t][m] for t in EVENT_TABLES) for m in to_build}
         chunks = [c for run in contiguous_runs(to_build) for c in build_chunks(run, rows_by_month, max_rows_per_build())]
         # dbt holds the warehouse's write lock while it builds: collect its events, count rows once it is done
