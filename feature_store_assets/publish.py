@@ -94,9 +94,9 @@ def publish_analytics(
     """Publish every table of the schemas, with column comments, into a new file swapped in for `analytics`.
 
     `monthly`: (schema, table) -> (month column, the months it may publish; None for any) of the monthly
-    tables. `months`: the months to (re)place. Given, and with a published file to start from, only those
-    months of the monthly tables are replaced; otherwise everything is copied. The ledger's copy in the
-    new file marks `months` published. Returns rows per published table. Nothing replaces the old file
+    tables (default: the dbt project's month-incremental tables, any month). `months`: the months to
+    (re)place. Given, and with a published file to start from, only those months of the monthly tables
+    are replaced; otherwise everything is copied. The ledger's copy in the new file marks `months` published. Returns rows per published table. Nothing replaces the old file
     unless the whole copy succeeded.
     """
     analytics.parent.mkdir(parents=True, exist_ok=True)
@@ -104,7 +104,9 @@ def publish_analytics(
     staging = _staging_path(analytics, os.getpid())
     staging.unlink(missing_ok=True)
     months = sorted(set(months)) if months is not None else None
-    monthly = {key: (column, None if allowed is None else sorted(set(allowed))) for key, (column, allowed) in (monthly or {}).items()}
+    if monthly is None:
+        monthly = {key: (column, None) for key, (_, column) in monthly_tables(load_manifest()).items()}
+    monthly = {key: (column, None if allowed is None else sorted(set(allowed))) for key, (column, allowed) in monthly.items()}
     rows: dict[str, int] = {}
     try:
         incremental = months is not None and analytics.exists()
@@ -205,12 +207,20 @@ def analytics_database(context, feature_store: FeatureStoreResource):
     accepted = publishable_months(settings.warehouse)
     rows: dict[str, int] = {}
     if pending or not settings.analytics.exists():  # nothing accepted since the last publish: the file stays as it is
-        rows = publish_analytics(
-            settings.warehouse,
-            settings.analytics,
-            months=pending,
-            monthly={key: (column, accepted.get(model, set())) for key, (model, column) in tables.items()},
-        )
+        try:
+            rows = publish_analytics(
+                settings.warehouse,
+                settings.analytics,
+                months=pending,
+                monthly={key: (column, accepted.get(model, set())) for key, (model, column) in tables.items()},
+            )
+        except (OSError, duckdb.Error) as error:  # out of disk, a path that cannot hold the file: the old file stays
+            raise dg.Failure(
+                description=f"could not publish to FEATURE_STORE_ANALYTICS={settings.analytics}: {error}\n"
+                f"The analytics file is unchanged. Accepted, not yet published: {describe_months(pending) or 'none'} "
+                "(the next successful run publishes them).",
+                metadata={"pending_months": describe_months(pending) or "none"},
+            ) from error
         with connect(settings.warehouse) as con:  # after the swap: a kill before this re-publishes the months next time
             mark_published(con, pending)
     held = {m: s for m, s in month_states(settings.warehouse, run_id=context.run_id).items() if s.status in (BLOCKED, FAILED)}
