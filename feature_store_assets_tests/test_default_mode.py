@@ -1,7 +1,8 @@
 """Valid landing zones publish in the default (enforcing) quality mode (docs/quality.md, "integrity blocks,
-statistics warn"): a small zone month by month and in one run, a zone that ramps up, a zone with a month of
-2.5x the rows, and a zone whose in-clinic volume drops to 30% (a row_count WARN naming the drop, nothing held
-back). A model whose yml lists row_count under meta.quality.blocking_checks holds that drop back."""
+statistics warn"): a small zone month by month and in one run, a tiny zone with empty months (no HD order, no web
+session, no product pair), a zone that ramps up, a zone with a month of 2.5x the rows, and a zone whose in-clinic
+volume drops to 30% (a row_count WARN naming the drop, nothing held back). A model whose yml lists row_count
+under meta.quality.blocking_checks holds that drop back."""
 
 from __future__ import annotations
 
@@ -33,6 +34,8 @@ MONTHS = ["2024-01", "2024-02", "2024-03", "2024-04"]
 SMALL_VALID_ZONE = GeneratorOptions(
     start_month=START_MONTH, months=len(MONTHS), clinics=6, clients=300, inclinic_rows_per_month=1_500, seed=13
 )
+# a few dozen clients: months without HD orders or web sessions (the generator's output for this seed)
+TINY_ZONE = dataclasses.replace(SMALL_VALID_ZONE, clinics=3, clients=40, inclinic_rows_per_month=30, seed=2)
 EVENT_KEYS = {"transactions_inclinic": "transaction_id", "transactions": "transaction_id", "web_sessions": "session_id"}
 NEW_IDS = 1_000_000_000  # added to a copied row's key: no generated id comes near it
 
@@ -89,6 +92,20 @@ def test_a_small_valid_zone_publishes_month_by_month(small_zone, tmp_path):
 def test_a_small_valid_zone_publishes_in_one_run(small_zone, tmp_path):
     outcome = materialize(tmp_path, zone_copy(small_zone, tmp_path), [(MONTHS[0], MONTHS[-1])])
     assert_published(outcome, runs=1)
+
+
+def test_a_tiny_zone_with_empty_months_publishes(tmp_path):
+    """40 clients of 3 clinics: some months have no HD order and no web session of an eligible client, and every
+    visit buys one category, so no product pair has support: those months are empty, with a WARN, and publish."""
+    raw_dir = tmp_path / "raw"
+    generate_landing_zone(raw_dir, TINY_ZONE, zip_income_csv=SAMPLE_ZIP_INCOME)
+    for month in MONTHS:
+        rewrite_month_file(raw_dir, "transactions_inclinic", month, "select * replace ('vaccines' as product_category) from landed")
+    outcome = materialize(tmp_path, raw_dir, [(MONTHS[0], MONTHS[-1])])
+    assert_published(outcome, runs=1)
+    empty = {line.split(" check ")[0].removeprefix("warning: ") for line in outcome.lines("WARN") if " check row_count " in line and "no rows" in line}
+    assert empty == {"filtered/hd_orders", "filtered/web_sessions", "aggregation/client_monthly_web_engagement",
+                     "marts/product_affinity"}, outcome.stderr
 
 
 # ---------------------------------------------------------------- growth: clinics going live, a busy month
