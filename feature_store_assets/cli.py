@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from pathlib import Path
 
 import dagster as dg
 
+from feature_store_assets.logs import RUN_LOG_NAME, dbt_log_path, prune_run_logs, run_log_dir, run_loggers
 from feature_store_assets.months import add_months, describe_months, format_month, month_range, parse_month
 from feature_store_assets.operations import add_dagster_home_option, add_ui_command, instance_home, open_instance
+from feature_store_assets.progress import RunProgress, captured_output, run_header
 from feature_store_assets.runs import RunInProgress, acquire, process_tags, release
 from feature_store_assets.settings import ConfigurationError, Settings
 from feature_store_assets.serving.cli import add_serving_commands
@@ -44,15 +47,17 @@ def _instance(dagster_home: str | None = None) -> dg.DagsterInstance:
 
 
 def materialize_months(
-    settings: Settings, first: date, last: date, log_level: str = "WARNING", dagster_home: str | None = None,
-    assets: Sequence[dg.AssetKey] | None = None,
+    settings: Settings, first: date, last: date, log_level: str | None = None, dagster_home: str | None = None,
+    assets: Sequence[dg.AssetKey] | None = None, verbose: bool = False,
 ) -> dg.ExecuteInProcessResult:
     """Run the monthly job over months first..last as one run (one dbt build for all of them); `assets`: only those.
 
+    A landing zone or setting that is not there fails first, in one line, before anything is created.
     The run holds the warehouse's run lock (runs.py) from before the definitions load until it
-    ends: a second run on the same warehouse is refused at once, naming this one.
+    ends: a second run on the same warehouse is refused at once, naming this one. While it goes the
+    terminal shows the progress view (progress.py); what the run prints (dbt's lines, Dagster's console
+    log at `log_level`, default INFO) goes to the run's log folder (logs.py), and with `verbose` to the terminal too.
     """
-    from feature_store_assets.definitions import build_definitions
     from feature_store_assets.schedules import MONTHLY_JOB
 
     start = parse_month(settings.start_month)
@@ -62,20 +67,37 @@ def materialize_months(
         )
     if last < first:
         raise ConfigurationError(f"--to {format_month(last)} is before --from {format_month(first)}")
+    settings.require_inputs()
     run_id = str(uuid.uuid4())  # known before the run exists: the lock names it
     try:
         acquire(settings.warehouse, run_id)  # first: a second run is refused before it opens anything
     except RunInProgress as error:
         raise MaterializationFailed(str(error)) from None
+    months, out, err = month_range(first, last), sys.stdout, sys.stderr
+    dbt_log, run_log = dbt_log_path(settings.warehouse, run_id), run_log_dir(settings.warehouse, run_id) / RUN_LOG_NAME
+    progress: RunProgress | None = None
     try:
-        with _instance(dagster_home) as instance:
+        prune_run_logs(settings.warehouse)
+        print(run_header(run_id, months), file=out, flush=True)
+        with _instance(dagster_home) as instance, captured_output(
+            run_log, lambda line: progress and progress.on_dbt_line(line),
+            echo_stdout=verbose, echo_stderr=verbose or run_loggers() is not None,  # JSON logs: for a collector
+        ):
+            from feature_store_assets.definitions import build_definitions
+
             defs = build_definitions(settings)
             job = defs.resolve_job_def(MONTHLY_JOB)
+            asset_graph = defs.resolve_asset_graph()
+            assets_by_step = {
+                assets_def.node_def.name: assets_def.keys for assets_def in asset_graph.assets_defs if assets_def.is_executable
+            }
+            progress = RunProgress(out, err, months, step_labels(assets_by_step), show_bar=not verbose)
+            instance.add_event_listener(run_id, progress.on_event)
             result = job.execute_in_process(
                 instance=instance,
                 run_id=run_id,
                 asset_selection=assets,
-                run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+                run_config={"loggers": {"console": {"config": {"log_level": log_level or "INFO"}}}},
                 tags={
                     "dagster/asset_partition_range_start": first.isoformat(),
                     "dagster/asset_partition_range_end": last.isoformat(),
@@ -84,48 +106,104 @@ def materialize_months(
                 raise_on_error=False,
             )
     finally:
+        if progress is not None:
+            progress.close()
         release(settings.warehouse)
+    logs = logs_line(dbt_log, run_log)
+    descriptions = {spec.key: spec.description for assets_def in asset_graph.assets_defs for spec in assets_def.check_specs}
     if not result.success:
-        assets_by_step = {
-            assets_def.node_def.name: assets_def.keys
-            for assets_def in defs.resolve_asset_graph().assets_defs
-            if assets_def.is_executable
-        }
-        raise MaterializationFailed(_failure_report(result, assets_by_step))
-    for line in failed_checks(result):  # warnings only: an ERROR would have failed the run
-        print(f"warning: {line}", file=sys.stderr)
+        raise MaterializationFailed(_failure_report(result, assets_by_step, descriptions) + "\n" + logs)
+    print(logs, file=out)
+    for line in failed_checks(result, descriptions):  # warnings only: an ERROR would have failed the run
+        print(f"warning: {line}", file=err)
     return result
 
 
-def failed_checks(result: dg.ExecuteInProcessResult) -> list[str]:
-    """Each failed asset check as `asset check (SEVERITY): what failed`, with its partition range."""
+def step_labels(assets_by_step: Mapping[str, Iterable[dg.AssetKey]]) -> dict[str, str]:
+    """How the progress view names a step: its asset, or its name and how many assets it holds."""
+    labels = {}
+    for step, keys in assets_by_step.items():
+        keys = list(keys)
+        named = step.replace("_", " ")
+        labels[step] = keys[0].to_user_string() if len(keys) == 1 else f"{named} ({len(keys)} assets)" if keys else named
+    return labels
+
+
+def logs_line(dbt_log: Path, run_log: Path) -> str:
+    """Where the run's logs are: dbt's full log (when dbt ran) and everything else the run printed."""
+    shown = f"dbt log: {dbt_log} (all of dbt's output); " if dbt_log.exists() else ""
+    return f"{shown}run log: {run_log} (what --verbose shows)"
+
+
+# Metadata that says why a check failed, when its evaluation has no description.
+REASON_METADATA = ("failed_months", "top_offenders", "most_drifted", "failures")
+DBT_FAILED_ROWS = "dagster_dbt/failed_row_count"
+
+
+def check_reason(description: str | None, metadata: Mapping[str, object], tests: str | None = None) -> str:
+    """Why a check failed: its evaluation's description, else what its metadata says; then what the check tests."""
+    values = {key: getattr(value, "value", value) for key, value in metadata.items()}
+    reason = (description or "").strip() or ", ".join(f"{key}={values[key]}" for key in REASON_METADATA if key in values)
+    if not reason and DBT_FAILED_ROWS in values:
+        rows = values[DBT_FAILED_ROWS]
+        reason = f"dbt test {values.get('status', 'failed')}: {rows} failing row{'s' * (rows != 1)}"
+    if not reason:
+        reason = f"failed ({', '.join(f'{k}={v}' for k, v in values.items()) or 'no details recorded'})"
+    tests = (tests or "").strip()
+    return reason + (f"; the check: {tests}" if tests and tests not in reason else "")
+
+
+def failed_checks(
+    result: dg.ExecuteInProcessResult, descriptions: Mapping[dg.AssetCheckKey, str | None] | None = None
+) -> list[str]:
+    """Each failed asset check as `asset check name (SEVERITY, run from M): why it failed; the check: what it tests`."""
     months = result.dagster_run.tags.get("dagster/asset_partition_range_start", "")[:7]
+    descriptions = descriptions or {}
     lines = []
     for evaluation in result.get_asset_check_evaluations():
         if not evaluation.passed:
-            description = evaluation.description or ", ".join(
-                f"{key}={getattr(value, 'value', value)}" for key, value in evaluation.metadata.items()
-                if key in ("failed_months", "top_offenders", "most_drifted", "failures")
-            )
+            reason = check_reason(evaluation.description, evaluation.metadata, descriptions.get(evaluation.asset_check_key))
             lines.append(
                 f"{evaluation.asset_key.to_user_string()} check {evaluation.check_name} "
-                f"({evaluation.severity.value}, run from {months}): {description}"
+                f"({evaluation.severity.value}, run from {months}): {reason}"
             )
     return lines
 
 
-def _failure_report(result: dg.ExecuteInProcessResult, assets_by_step: dict[str, set[dg.AssetKey]]) -> str:
+def describe_error(error) -> str:
+    """A step's error in a few lines: `Class: message` of the error that matters (not Dagster's wrapper around it),
+    dbt's own errors without the dbt command line."""
+    while error.cause is not None and error.cls_name in WRAPPER_ERRORS:
+        error = error.cause
+    message = re.sub(rf"^[\w.]*\b{re.escape(error.cls_name)}: ", "", error.message.strip())
+    if DBT_ERRORS_MARKER in message:  # DagsterDbtCliRuntimeError: the errors dbt printed, not the command line
+        exit_code = re.search(r"failed with exit code `?(\d+)`?", message)
+        errors = [line for line in message.split(DBT_ERRORS_MARKER, 1)[1].splitlines() if line.strip()]
+        errors = [line for line in dict.fromkeys(errors) if not DBT_RESULT_LINE.match(line)]  # those are in the view
+        message = f"dbt failed (exit code {exit_code[1] if exit_code else '?'}):\n" + "\n".join(errors)
+    elif "failed with exit code" in message:  # dbt failed before it printed an error of its own
+        message = re.sub(r"The dbt CLI process with command\s+`[^`]*`\s+", "dbt ", message)
+        message = message.split(" Check the stdout", 1)[0]
+    return f"{error.cls_name}: {message}"
+
+
+WRAPPER_ERRORS = ("DagsterExecutionStepExecutionError", "DagsterUserCodeExecutionError")
+DBT_ERRORS_MARKER = "Errors parsed from dbt logs:"
+DBT_RESULT_LINE = re.compile(r"^\s*\d+ of \d+ (ERROR|FAIL|WARN)\b")
+
+
+def _failure_report(
+    result: dg.ExecuteInProcessResult, assets_by_step: Mapping[str, Iterable[dg.AssetKey]],
+    descriptions: Mapping[dg.AssetCheckKey, str | None] | None = None,
+) -> str:
+    labels = step_labels(assets_by_step)
     lines = []
     for event in result.all_events:
         if event.event_type_value == "STEP_FAILURE":
             error = event.step_failure_data.error
-            message = error.message.strip() if error else "unknown error"
-            cause = error.cause.message.strip() if error and error.cause else ""
-            assets = sorted(k.to_user_string() for k in assets_by_step.get(event.step_key or "", ()))
-            # a dbt step holds many assets: its error names the failing model
-            named = assets[0] if len(assets) == 1 else f"step {event.step_key}"
-            lines.append(f"{named} failed: {message}" + (f"\n  caused by: {cause}" if cause else ""))
-    lines += [f"failed check: {line}" for line in failed_checks(result)]
+            message = describe_error(error) if error else "unknown error"
+            lines.append(f"{labels.get(event.step_key or '', event.step_key)} failed: {message}")
+    lines += [f"failed check: {line}" for line in failed_checks(result, descriptions)]
     return "\n".join(lines) or "the run failed before any step ran"
 
 
@@ -176,7 +254,7 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_materialize(args: argparse.Namespace, settings: Settings) -> int:
     first, last = parse_month(args.first), parse_month(args.last)
     began = time.perf_counter()
-    materialize_months(settings, first, last, log_level=args.log_level, dagster_home=args.dagster_home)
+    materialize_months(settings, first, last, log_level=args.log_level, dagster_home=args.dagster_home, verbose=args.verbose)
     months = month_range(first, last)
     print(f"materialized {describe_months(months)} in {time.perf_counter() - began:.1f}s into {settings.warehouse}")
     return 0
@@ -197,7 +275,7 @@ def cmd_accept(args: argparse.Namespace, settings: Settings) -> int:
         )
     models = accept_blocked_month(settings.warehouse, month, args.reason)
     print(f"accepted {format_month(month)} ({models} models): {args.reason}")
-    materialize_months(settings, month, month, dagster_home=args.dagster_home, assets=[PUBLISHED_ASSET])
+    materialize_months(settings, month, month, dagster_home=args.dagster_home, assets=[PUBLISHED_ASSET], verbose=args.verbose)
     print(f"published into {settings.analytics}")
     return 0
 
@@ -222,7 +300,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         if months_present:
             last = parse_month(months_present[-1].name.removeprefix("month="))
     print(f"materializing {describe_months(month_range(first, last))} through Dagster ...")
-    materialize_months(settings, first, last)
+    materialize_months(settings, first, last, verbose=args.verbose)
 
     print("\nrows per month, from the filter layer to the features:")
     print(format_row_counts(layer_row_counts(settings)))
@@ -244,6 +322,14 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     python_line = f"import duckdb; print(duckdb.connect('{settings.analytics}', read_only=True).sql('{one_line}'))"
     print(f'  python -c "{python_line}"')
     return 0
+
+
+def add_verbose_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--verbose", action="store_true",
+        help="print everything the run prints (dbt's lines, Dagster's console log) instead of the progress view; "
+        "it is in the run's log files either way",
+    )
 
 
 def parser() -> argparse.ArgumentParser:
@@ -268,18 +354,22 @@ def parser() -> argparse.ArgumentParser:
     materialize.add_argument("--from", dest="first", required=True, metavar="YYYY-MM")
     materialize.add_argument("--to", dest="last", required=True, metavar="YYYY-MM")
     materialize.add_argument(
-        "--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="Dagster console log level"
+        "--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="Dagster's console log level, in the run log (and on the terminal with --verbose); default INFO",
     )
+    add_verbose_option(materialize)
     add_dagster_home_option(materialize)
     materialize.set_defaults(run=cmd_materialize)
 
     accept = commands.add_parser("accept", help="publish a month the quality checks blocked, as it is, with a reason (docs/quality.md)")
     accept.add_argument("--month", required=True, metavar="YYYY-MM")
     accept.add_argument("--reason", required=True, help="why the month is right as it is (kept in the ledger)")
+    add_verbose_option(accept)
     add_dagster_home_option(accept)
     accept.set_defaults(run=cmd_accept)
 
     demo = commands.add_parser("demo", help="generate a small landing zone if absent, materialize every month, show the result")
+    add_verbose_option(demo)
     demo.set_defaults(run=cmd_demo)
     add_serving_commands(commands)
     add_ui_command(commands)

@@ -23,6 +23,7 @@ from filelock import FileLock
 from feature_store_assets.acceptance import contiguous_runs, months_not_buildable
 from feature_store_assets.dbt_checks import check_description, with_readable_test_names
 from feature_store_assets.landing_zone import EVENT_TABLES, contract_from_manifest, landed_rows, landing_zone_report
+from feature_store_assets.logs import dbt_log_path
 from feature_store_assets.months import (
     FEATURE_LOOKBACK_MONTHS,
     add_months,
@@ -277,13 +278,13 @@ def month_problems(report, months: list[date]) -> dict[date, str]:
 
 
 RUN_TARGET_PREFIX = "run-"
-KEPT_MARKER = "KEEP"  # a failed build's target folder: the dbt error names its dbt.log
+KEPT_MARKER = "KEEP"  # a failed build's target folder (compiled SQL, run_results.json); dbt's log is in the run's log folder
 KEPT_FAILED_BUILDS = 5
 
 
 def clean_dbt_targets(target_root: Path) -> None:
     """Remove the target folders of builds whose process is gone (a killed run), and all but the newest
-    failed builds' folders (kept because the dbt error names the dbt.log inside)."""
+    failed builds' folders (kept for their compiled SQL and run_results.json)."""
     kept = []
     for folder in target_root.glob(f"{RUN_TARGET_PREFIX}*"):
         pid = folder.name.removeprefix(RUN_TARGET_PREFIX).split("-")[0]
@@ -351,6 +352,7 @@ def build_dbt_assets(partitions_def: dg.TimeWindowPartitionsDefinition) -> list[
         # dbt holds the warehouse's write lock while it builds: collect its events, count rows once it is done
         events, failure, completed = MergedDbtEvents(), None, []
         target_root = dbt_project.project_dir / "target"
+        dbt_log = dbt_log_path(settings.warehouse, context.run_id)  # dbt's full log of the run, kept (logs.py)
         target_root.mkdir(parents=True, exist_ok=True)
         clean_dbt_targets(target_root)
         for chunk in chunks:
@@ -359,7 +361,9 @@ def build_dbt_assets(partitions_def: dg.TimeWindowPartitionsDefinition) -> list[
             try:
                 events.add(
                     dbt.cli(
-                        ["build", "--exclude-resource-type", "unit_test", "--vars", json.dumps(dbt_vars(chunk[0], chunk[-1]))],
+                        ["build", "--exclude-resource-type", "unit_test", "--vars", json.dumps(dbt_vars(chunk[0], chunk[-1])),
+                         # plain text without colour codes: dbt's lines end up in files (the run's log, compute logs)
+                         "--log-path", str(dbt_log.parent), "--log-format-file", "text", "--no-use-colors"],
                         target_path=target,
                         context=context,
                     ).stream()
@@ -370,7 +374,7 @@ def build_dbt_assets(partitions_def: dg.TimeWindowPartitionsDefinition) -> list[
                 failure = error
                 record_failed_months(
                     settings.warehouse, selected_monthly,
-                    dict.fromkeys(chunk, f"dbt build failed (dbt log: {target / 'dbt.log'}): {str(error)[:300]}"),
+                    dict.fromkeys(chunk, f"dbt build failed (dbt log: {dbt_log}): {str(error)[:300]}"),
                     context.run_id,
                 )
                 break

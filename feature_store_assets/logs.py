@@ -6,18 +6,28 @@ for log collectors. Dagster uses a job's console logger when the run's config na
 lines to stdout as dbt prints them); a run launched from the UI without logger config
 keeps Dagster's default text console (its structured event log is in the UI either way), and
 `feature-store ui` switches the webserver's and daemon's own logs to JSON.
+
+dbt's full log of a run (every line dbt prints, and its debug lines) goes to one file per run,
+`<warehouse's folder>/logs/<run id>/dbt.log` (`dbt_log_path`), whoever launched the run; the CLI
+prints its path at the end of a run, success or failure, and keeps the newest KEPT_RUN_LOGS runs' logs.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Mapping
+from pathlib import Path
 
 import dagster as dg
 
 from feature_store_assets.settings import ConfigurationError
 
 LOG_FORMAT_VARIABLE = "FEATURE_STORE_LOG_FORMAT"
+RUN_LOGS_FOLDER = "logs"
+DBT_LOG_NAME = "dbt.log"
+RUN_LOG_NAME = "run.log"  # the rest of what the run printed: Dagster's console log, warnings, dbt's echoed lines
+KEPT_RUN_LOGS = 30
 
 
 def run_loggers(env: Mapping[str, str] | None = None) -> dict[str, dg.LoggerDefinition] | None:
@@ -29,3 +39,23 @@ def run_loggers(env: Mapping[str, str] | None = None) -> dict[str, dg.LoggerDefi
     if log_format == "json":
         return {"console": dg.json_console_logger}
     raise ConfigurationError(f"{LOG_FORMAT_VARIABLE} must be text or json, got {log_format!r}")
+
+
+def run_log_dir(warehouse: Path, run_id: str) -> Path:
+    """The folder of a run's logs: beside the warehouse, so each warehouse keeps its own runs' logs."""
+    return Path(warehouse).parent / RUN_LOGS_FOLDER / run_id
+
+
+def dbt_log_path(warehouse: Path, run_id: str) -> Path:
+    """dbt's full log of a run (dbt's --log-path is the run's log folder)."""
+    return run_log_dir(warehouse, run_id) / DBT_LOG_NAME
+
+
+def prune_run_logs(warehouse: Path, keep: int = KEPT_RUN_LOGS) -> list[Path]:
+    """Remove all but the newest `keep` runs' log folders; returns the folders removed."""
+    root = Path(warehouse).parent / RUN_LOGS_FOLDER
+    folders = sorted((f for f in root.glob("*") if f.is_dir()), key=lambda f: f.stat().st_mtime) if root.is_dir() else []
+    removed = folders[: max(len(folders) - keep, 0)]
+    for folder in removed:
+        shutil.rmtree(folder, ignore_errors=True)
+    return removed

@@ -87,6 +87,27 @@ class Settings:
         """The first partition's key, as Dagster's monthly partitions spell it."""
         return f"{self.start_month}-01"
 
+    def require_inputs(self, env: Mapping[str, str] | None = None) -> None:
+        """Raise a one-line ConfigurationError naming the variable, its path and what to do when the landing zone
+        (its folder, clinics.parquet, clients.parquet) or the ZIP income file is not there; a run checks this
+        before it creates anything (the warehouse, its folder, its lock)."""
+        from feature_store_assets.landing_zone import REFERENCE_TABLES
+
+        env = os.environ if env is None else env
+        missing = [f"{table}.parquet" for table in REFERENCE_TABLES if not (self.raw_dir / f"{table}.parquet").is_file()]
+        if not self.raw_dir.is_dir() or missing:
+            problem = "does not exist" if not self.raw_dir.is_dir() else f"holds no {' and no '.join(missing)}"
+            raise ConfigurationError(
+                f"{_setting('FEATURE_STORE_RAW_DIR', env)}: {self.raw_dir} {problem}, so it is no landing zone; "
+                "set FEATURE_STORE_RAW_DIR to the landing zone's folder, or run from the folder that holds data/raw "
+                "(`feature-store generate` writes a synthetic landing zone)"
+            )
+        if not self.zip_income.is_file():
+            raise ConfigurationError(
+                f"{_setting('FEATURE_STORE_ZIP_INCOME', env)}: {self.zip_income} does not exist; set "
+                "FEATURE_STORE_ZIP_INCOME to the IRS SOI ZIP income CSV, or unset it for the shipped sample"
+            )
+
     def as_env(self) -> dict[str, str]:
         """The same settings as absolute-path environment variables, for the dbt subprocess."""
         return {
@@ -99,3 +120,9 @@ class Settings:
             "FEATURE_STORE_DBT_TARGET": self.dbt_target,
             "FEATURE_STORE_SPARK_DIR": str(self.spark_dir),
         }
+
+
+def _setting(name: str, env: Mapping[str, str]) -> str:
+    """Where a path setting came from, for an error: `NAME=value`, or the default it fell back to."""
+    value = env.get(name)
+    return f"{name}={value}" if value else f"{name} is not set (default {DEFAULTS[name]}, under the current directory)"
