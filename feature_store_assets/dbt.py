@@ -323,6 +323,9 @@ def build_dbt_assets(partitions_def: dg.TimeWindowPartitionsDefinition) -> list[
         months = month_range(first, last)
         selected = {key.path[-1] for key in context.selected_asset_keys}
 
+        target_root = dbt_project.project_dir / "target"  # first: a run that builds nothing cleans up after killed ones too
+        target_root.mkdir(parents=True, exist_ok=True)
+        clean_dbt_targets(target_root)
         report = landing_zone_report(settings.raw_dir, months, contract_from_manifest(manifest))
         if report.reference:  # clinics.parquet or clients.parquet: every month reads them
             raise report.error([])
@@ -351,10 +354,12 @@ def build_dbt_assets(partitions_def: dg.TimeWindowPartitionsDefinition) -> list[
         chunks = [c for run in contiguous_runs(to_build) for c in build_chunks(run, rows_by_month, max_rows_per_build())]
         # dbt holds the warehouse's write lock while it builds: collect its events, count rows once it is done
         events, failure, completed = MergedDbtEvents(), None, []
-        target_root = dbt_project.project_dir / "target"
         dbt_log = dbt_log_path(settings.warehouse, context.run_id)  # dbt's full log of the run, kept (logs.py)
-        target_root.mkdir(parents=True, exist_ok=True)
-        clean_dbt_targets(target_root)
+        # not history until its build finishes: a run killed inside dbt leaves its months failed, not accepted
+        record_failed_months(
+            settings.warehouse, selected_monthly,
+            dict.fromkeys(to_build, f"its dbt build (run {context.run_id}) did not finish: re-run the month"), context.run_id,
+        )
         for chunk in chunks:
             # each invocation gets its own target folder, removed afterwards unless the build failed (dbt's error names its log)
             target = Path(tempfile.mkdtemp(dir=target_root, prefix=f"{RUN_TARGET_PREFIX}{os.getpid()}-"))
