@@ -242,7 +242,7 @@ def test_bad_month_fails_alone_earlier_months_go_ahead_later_ones_are_not_built(
     assert_nothing_lost(store, before)
 
 
-def test_killed_dbt_leaves_no_target_folder_and_a_failed_build_keeps_the_log_it_names(store, monkeypatch, capfd):
+def test_killed_dbt_build_is_not_history_leaves_no_target_folder_and_a_failed_build_keeps_its_log(store, monkeypatch, capfd):
     before = month_digests(store.settings.analytics)
     target_root = dbt_project.project_dir / "target"
     run = start_materialize("2023-02")
@@ -253,14 +253,22 @@ def test_killed_dbt_leaves_no_target_folder_and_a_failed_build_keeps_the_log_it_
         run.wait(timeout=30)
     killed = list(target_root.glob(f"run-{run.pid}-*"))
     assert killed, "the killed build left no target folder: the test would prove nothing"
+    feb = month_states(store.settings.warehouse)[FEB]  # half built: not history for later months
+    assert feb.status == FAILED and "did not finish" in feb.reason
+
+    assert materialize("2023-03", "2023-03") == 1  # fails before dbt, and cleans up after the killed run
+    assert re.search(r"2023-03: its 12-month window needs 2023-02 \(failed: its dbt build [^\n]* did not finish", capfd.readouterr().err)
+    assert not any(folder.exists() for folder in killed)
 
     monkeypatch.setenv("FEATURE_STORE_DBT_TARGET", "no_such_target")  # dbt itself fails
     assert materialize("2023-02", "2023-02") == 1
     err = capfd.readouterr().err
-    assert not any(folder.exists() for folder in killed)  # the killed run's folder is gone
-    logs = re.findall(r"(/\S+/dbt\.log)", err)
+    logs = re.findall(r"(/[^\s()]+\.log)\b", err)  # the logs the error points at are there to read
     assert logs and all(Path(log).exists() for log in logs), err
-    assert month_states(store.settings.warehouse)[FEB].status == FAILED
+    feb = month_states(store.settings.warehouse)[FEB]
+    assert feb.status == FAILED
+    [dbt_log] = re.findall(r"dbt log: ([^\s()]+)", feb.reason)
+    assert Path(dbt_log).exists(), feb.reason
 
     monkeypatch.delenv("FEATURE_STORE_DBT_TARGET")
     assert materialize("2023-02", "2023-02") == 0
