@@ -27,7 +27,7 @@ class PipelineScale:
 
 @dataclass
 class Store:
-    """One benchmark feature store: its landing zone and the environment the CLI reads (DATA_CONTRACT.md)."""
+    """One benchmark feature store: its landing zone and the environment the CLI reads (docs/data-contract.md)."""
 
     root: Path
 

@@ -1,7 +1,7 @@
 """Pre-flight validation of the raw landing zone against the contract's schema and value ranges.
 
 Runs before dbt so that a bad file fails its month with a message naming the file and the
-column (DATA_CONTRACT.md, "Bad input"), instead of dbt failing with a cast error that names
+column (docs/data-contract.md, "Bad input"), instead of dbt failing with a cast error that names
 neither, or DuckDB quietly reading a time-zone-aware timestamp in the host's time zone.
 
 Checks are pure functions over real Parquet files and read as little as they can: the

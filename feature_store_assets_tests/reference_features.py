@@ -1,11 +1,11 @@
-"""An independent pandas implementation of FEATURES.md, used as the test oracle.
+"""An independent pandas implementation of docs/features.md, used as the test oracle.
 
 It shares no code with the pipeline and uses no SQL: the end-to-end tests
 compare `features.client_features` with what this module computes from the
 same raw landing zone. Money is summed exactly in integer cents, ranks and
 ties are decided on those exact sums, and floats appear only in the output.
 
-Readings of points FEATURES.md / DATA_CONTRACT.md leave open:
+Readings of points docs/features.md / docs/data-contract.md leave open:
 
 - Bad-input rules run per event table in this order: folders before the start
   month are ignored (history before it does not exist); a row whose timestamp
@@ -56,7 +56,7 @@ import pandas as pd
 
 CATEGORIES = ("vaccines", "diagnostics", "pharmacy", "parasiticides", "food", "dental", "surgery")
 
-# Column name -> SQL type, in the order of FEATURES.md.
+# Column name -> SQL type, in the order of docs/features.md.
 FEATURE_COLUMNS: dict[str, str] = {
     "client_id": "BIGINT",
     "feature_month": "DATE",

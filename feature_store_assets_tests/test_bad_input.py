@@ -1,4 +1,4 @@
-"""Bad input end to end (DATA_CONTRACT.md): real Dagster runs of real dbt on a real DuckDB file.
+"""Bad input end to end (docs/data-contract.md): real Dagster runs of real dbt on a real DuckDB file.
 
 A bad month fails with an error naming the file, column or months; other months stay as they were.
 """

@@ -1,4 +1,4 @@
-"""Bad values end to end (DATA_CONTRACT.md): values the contract's types cannot hold fail before dbt starts.
+"""Bad values end to end (docs/data-contract.md): values the contract's types cannot hold fail before dbt starts.
 
 Real Dagster runs of real dbt on a real DuckDB file, through the CLI. The error names the file and the
 column (and for repeated keys a few ids); nothing of the month is published.

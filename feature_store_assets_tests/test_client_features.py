@@ -2,7 +2,7 @@
 
 The edge-case landing zone is materialized three ways: 2024-01..2024-04 in one
 run; month by month into a second warehouse; then one month again. Each month
-of the table must equal `reference_features` (FEATURES.md in pandas), and the
+of the table must equal `reference_features` (docs/features.md in pandas), and the
 three ways must give identical rows.
 """
 
@@ -222,7 +222,7 @@ def feature_cell(features: pd.DataFrame, month: str, client_id: int, column: str
     return python_value(cells.iloc[0], FEATURE_COLUMNS[column])
 
 
-# ---------------------------------------------------------------- the table equals FEATURES.md
+# ---------------------------------------------------------------- the table equals docs/features.md
 
 
 def test_columns_and_types_are_those_of_features_md(multi_month_run):

@@ -1,4 +1,4 @@
-"""The synthetic landing zone follows DATA_CONTRACT.md and has the shapes the pipeline handles."""
+"""The synthetic landing zone follows docs/data-contract.md and has the shapes the pipeline handles."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from feature_store_assets.generator import GeneratorOptions, generate_landing_zone
 from feature_store_assets.generator.landing_zone import DEFAULT_ZIP_INCOME_CSV, SEASONALITY
 
-# the contract's column types (DATA_CONTRACT.md) as Parquet/Arrow types
+# the contract's column types (docs/data-contract.md) as Parquet/Arrow types
 BIGINT, INTEGER, VARCHAR = pa.int64(), pa.int32(), pa.string()
 DECIMAL, TIMESTAMP, DATE = pa.decimal128(12, 2), pa.timestamp("us"), pa.date32()
 CONTRACT = {
@@ -203,7 +203,7 @@ def test_clinics_cover_every_status_and_practice_type(con):
 
 
 def zip_form(raw: str | None, source: set[str]) -> str:
-    """The form of a raw clients.zip_code, after FEATURES.md's normalization rules."""
+    """The form of a raw clients.zip_code, after docs/features.md's normalization rules."""
     if raw is None:
         return "null"
     zip_code = raw.strip()

@@ -76,7 +76,7 @@ def test_missing_reference_file_is_named(feature_store):
         validate_landing_zone(feature_store.raw_dir, [], CONTRACT)
 
 
-# Bad values (DATA_CONTRACT.md: timestamps are naive; types as declared in sources.yml), on small real Parquet files.
+# Bad values (docs/data-contract.md: timestamps are naive; types as declared in sources.yml), on small real Parquet files.
 
 INCLINIC = CONTRACT["transactions_inclinic"]
 
@@ -187,7 +187,7 @@ def test_repeated_client_ids_are_counted_and_a_few_named(feature_store):
 
 
 def test_repeated_transaction_ids_are_not_a_file_problem(tmp_path):
-    # a re-delivered event row is counted once downstream (DATA_CONTRACT.md): only reference keys must be unique
+    # a re-delivered event row is counted once downstream (docs/data-contract.md): only reference keys must be unique
     path = inclinic_file(tmp_path, transaction_id=pa.array([1, 1, 1], pa.int64()))
     assert file_problems(path, INCLINIC) == []
 

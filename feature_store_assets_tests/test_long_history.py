@@ -1,4 +1,4 @@
-"""Fourteen generated months in one run: the 12-month window drops its oldest months, as FEATURES.md says."""
+"""Fourteen generated months in one run: the 12-month window drops its oldest months, as docs/features.md says."""
 
 import pytest
 

@@ -1,4 +1,4 @@
-"""Synthetic raw landing zone: the five tables of DATA_CONTRACT.md, generated in DuckDB SQL.
+"""Synthetic raw landing zone: the five tables of docs/data-contract.md, generated in DuckDB SQL.
 
 Every value is a deterministic function of (seed, row number, salt) through DuckDB's
 `hash()`, so a seed always gives the same rows whatever the thread count, and ten million
@@ -7,8 +7,8 @@ rows a month are seconds of vectorized SQL rather than Python loops.
 The shapes the pipeline has to cope with are all there: clinics of every integration
 status, heavy-tailed client activity, churn, clients who join inside the generated range,
 spring/summer seasonality, multi-line in-clinic baskets with returns, a growing
-home-delivery share, anonymous web sessions, raw client ZIPs in every form of FEATURES.md,
-and a small share of event rows in each bad-input class of DATA_CONTRACT.md.
+home-delivery share, anonymous web sessions, raw client ZIPs in every form of docs/features.md,
+and a small share of event rows in each bad-input class of docs/data-contract.md.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Pure functions for the IRS SOI "ZIP Code Data" file and client ZIP codes (DATA_CONTRACT.md, FEATURES.md).
+"""Pure functions for the IRS SOI "ZIP Code Data" file and client ZIP codes (docs/data-contract.md, docs/features.md).
 
 No I/O besides reading the CSV; the Dagster assets in `assets.py` wrap these.
 """

@@ -183,7 +183,7 @@ def update_month_values(con: duckdb.DuckDBPyConnection, names: Sequence[str], mo
 CATALOG_COLUMNS = {
     "feature_name": ("varchar", "the feature: a column of features.client_features"),
     "position": ("integer", "the column's position among the features"),
-    "description": ("varchar", "definition, from the dbt yml (FEATURES.md word for word)"),
+    "description": ("varchar", "definition, from the dbt yml (docs/features.md word for word)"),
     "data_type": ("varchar", "DuckDB type"),
     "entity": ("varchar", "the key the feature describes"),
     "window": ("varchar", "1m, 3m, 12m (months ending at E), all (all history before E) or static (not versioned)"),

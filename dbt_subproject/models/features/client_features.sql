@@ -1,4 +1,4 @@
--- One row per eligible client per feature month: the client feature store (FEATURES.md).
+-- One row per eligible client per feature month: the client feature store (docs/features.md).
 {%- set min_date = var('min_date') %}
 {%- set max_date = var('max_date') %}
 {#- Aggregates before the start month do not exist for the pipeline; ISO dates compare as strings. #}
