@@ -1,1 +1,1 @@
-"""Benchmarks at production shape: `python -m benchmarks.run --scale full` (see README, Performance)."""
+"""Benchmarks at production shape: `python -m benchmarks.run --scale full` (see docs/performance.md)."""

@@ -1,4 +1,4 @@
-"""The README's Performance table from a results file: `python -m benchmarks.report benchmarks/results/full.json`."""
+"""The Performance table of docs/performance.md from a results file: `python -m benchmarks.report benchmarks/results/full.json`."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
-"""Benchmarks at production shape, side by side with their lower bound and peers (README, Performance).
+"""Benchmarks at production shape, side by side with their lower bound and peers (docs/performance.md).
 
     python -m benchmarks.run --quick              # about two minutes once Feast's venv exists (a smoke run)
-    python -m benchmarks.run --scale full         # 20M in-clinic rows a month, 24 months (see README, Performance)
+    python -m benchmarks.run --scale full         # 20M in-clinic rows a month, 24 months (see docs/performance.md)
 
 Prints a table and writes JSON (machine, package versions, every figure with its target) to --out.
 Each step runs in a child process whose whole process tree is sampled for its peak resident set.

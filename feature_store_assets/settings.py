@@ -28,7 +28,7 @@ _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 # Beyond the contract: `warn` reports the quality checks' failures without blocking publishing,
 # for onboarding a new landing zone whose volumes and rejection rates are not known yet.
 QUALITY_MODES = ("enforce", "warn")
-# Beyond the contract: the dbt profile target (README, Scaling out). `spark` builds the models on Spark,
+# Beyond the contract: the dbt profile target (docs/spark.md). `spark` builds the models on Spark,
 # whose state (warehouse, metastore, logs) lives in FEATURE_STORE_SPARK_DIR; anything else is a DuckDB target.
 SPARK_TARGET = "spark"
 DEFAULT_SPARK_DIR = "data/spark"

@@ -301,7 +301,7 @@ def mirror_spark_tables(path: Path, spark_dir: Path, tables: Mapping[tuple[str, 
             if kind and kind[0] != "VIEW":
                 raise SparkWarehouseError(
                     f"{path} has a DuckDB table {schema}.{table}: with FEATURE_STORE_DBT_TARGET=spark, point "
-                    "FEATURE_STORE_WAREHOUSE at a warehouse file of its own (README, Scaling out)"
+                    "FEATURE_STORE_WAREHOUSE at a warehouse file of its own (docs/spark.md)"
                 )
             folder = spark_table_folder(spark_dir, schema, table)
             if not any(folder.rglob("*.parquet")):

@@ -20,7 +20,7 @@ EXPECTED_ASSETS = {
         "filtered/web_sessions",
         "quality/rejected_rows",
     ],
-    # the run's months only, rebuilt by every dbt build: apart from the monthly history (README, Lineage)
+    # the run's months only, rebuilt by every dbt build: apart from the monthly history (docs/architecture.md, Layers)
     "staging": ["filtered/stg_inclinic_transactions", "filtered/stg_online_orders", "filtered/stg_web_sessions"],
     "aggregation": [
         "aggregation/category_pair_monthly_visits",
