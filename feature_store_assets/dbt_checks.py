@@ -1,12 +1,13 @@
 """Readable names and descriptions for the asset checks dagster-dbt makes of the dbt data tests.
 
 dbt names a generic test after its kind, model and every argument
-(`not_null_in_window_client_features_client_id__feature_month`); on the asset's
-checks tab that is a column of identical-looking prefixes. Here a check is named
-by what it tests, without the model (the asset already says it) or the month key
-(every `*_in_window` test reads the run's months): `not_null_client_id`,
-`unique_client_id_and_feature_month`, `rows_in_every_window_month`. Dagster check
-names must match ^[A-Za-z0-9_]+$ (they become op output names), hence underscores.
+(`unique_combination_of_columns_client_features_client_id__feature_month`); on the
+asset's checks tab that is a column of identical-looking prefixes. Here a check is
+named by what it tests, without the model (the asset already says it) or the run's
+months (the test's `where` config reads only those): `not_null_client_id`,
+`unique_client_id_and_feature_month`, `between_tenure_days` (an `accepted_range`
+test), `rows_in_every_window_month`. Dagster check names must match ^[A-Za-z0-9_]+$
+(they become op output names), hence underscores.
 
 dagster-dbt maps a test's result to its check by the test node's `name` in the
 manifest given to @dbt_assets (not through the translator), so the names are set
@@ -21,8 +22,9 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
-WINDOW_SUFFIX = "_in_window"
 SCOPE = " in the run's months"
+# The first word of a check's name, by the test's kind where the kind's name is not what it checks.
+CHECK_PREFIX = {"unique_combination_of_columns": "unique", "accepted_range": "between"}
 
 
 def _kind_and_arguments(test: Mapping[str, Any]) -> tuple[str | None, Mapping[str, Any]]:
@@ -31,20 +33,20 @@ def _kind_and_arguments(test: Mapping[str, Any]) -> tuple[str | None, Mapping[st
 
 
 def _columns(arguments: Mapping[str, Any]) -> list[str]:
-    if arguments.get("combination"):
-        return list(arguments["combination"])
+    if arguments.get("combination_of_columns"):
+        return list(arguments["combination_of_columns"])
     return [arguments["column_name"]] if arguments.get("column_name") else []
 
 
 def readable_check_name(test: Mapping[str, Any]) -> str:
-    """`<kind>_<columns>` (`unique_a_b_and_c`): the generic test's name without `_in_window`, then the columns it
-    tests; a singular test keeps its file's name."""
+    """`<kind>_<columns>` (`unique_a_b_and_c`): the generic test's name (CHECK_PREFIX shortens some), then the
+    columns it tests; a singular test keeps its file's name."""
     kind, arguments = _kind_and_arguments(test)
     if not kind:
         return test["name"]
     columns = _columns(arguments)
     listed = "_and_".join(filter(None, ["_".join(columns[:-1]), *columns[-1:]]))  # a_b_and_c
-    parts = [kind.removesuffix(WINDOW_SUFFIX), listed]
+    parts = [CHECK_PREFIX.get(kind, kind), listed]
     return re.sub(r"[^A-Za-z0-9_]+", "_", "_".join(p for p in parts if p)).strip("_")
 
 
@@ -55,8 +57,8 @@ def check_description(test: Mapping[str, Any]) -> str:
     kind, arguments = _kind_and_arguments(test)
     if not kind:
         return f"Singular dbt test {test['name']}: passes when its query returns no rows."
-    scope = SCOPE if kind.endswith(WINDOW_SUFFIX) or "month_column" in arguments else ""
-    base = kind.removesuffix(WINDOW_SUFFIX)
+    scope = SCOPE if (test.get("config") or {}).get("where") or "month_column" in arguments else ""
+    base = CHECK_PREFIX.get(kind, kind)
     columns = _columns(arguments)
     column = columns[0] if columns else ""
     if base == "not_null":

@@ -62,7 +62,7 @@ def test_every_dbt_check_says_what_it_tests(graph):
 
 def test_readable_names_stay_unique_on_a_model():
     manifest = load_manifest()
-    test = next(n for n in manifest["nodes"].values() if n["name"].startswith("not_null_in_window_client_features_client_id"))
+    test = next(n for n in manifest["nodes"].values() if n["name"] == "not_null_client_features_client_id")
     twin = {**test, "unique_id": test["unique_id"] + "_twin", "name": test["name"] + "_twin"}
     renamed = with_readable_test_names({**manifest, "nodes": {**manifest["nodes"], twin["unique_id"]: twin}})["nodes"]
     # two tests that would both read not_null_client_id on one model keep dbt's own names

@@ -72,9 +72,9 @@ def models_from_manifest(manifest: Mapping[str, Any]) -> list[ModelQuality]:
         for test in tests_by_model.get(node["unique_id"], []):
             metadata = test.get("test_metadata") or {}
             column = metadata.get("kwargs", {}).get("column_name")
-            if metadata.get("name") in ("not_null_in_window", "not_null") and column:
+            if metadata.get("name") == "not_null" and column:
                 max_null_rates.setdefault(column, 0.0)
-            elif metadata.get("name") == "null_exactly_when_in_window" and column:
+            elif metadata.get("name") == "null_exactly_when" and column:
                 null_conditions[column] = metadata["kwargs"]["condition"]
         models.append(
             ModelQuality(

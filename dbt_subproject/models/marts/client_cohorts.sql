@@ -76,7 +76,7 @@ select
     clinic_id,
     cohort_month,
     feature_month as snapshot_month,
-    cast({{ month_index('feature_month') }} - {{ month_index('cohort_month') }} as integer) as months_since_start,
+    {{ months_between('cohort_month', 'feature_month') }} as months_since_start,
     -- history before the start month does not exist: its cohort also holds every earlier client
     cohort_month = {{ date_literal(start_month()) }} as is_start_cohort,
     cast(cohort_clients as integer) as cohort_clients,

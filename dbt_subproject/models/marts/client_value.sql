@@ -26,8 +26,9 @@ client_months as (
         clients.feature_month,
         clients.clinic_id,
         -- the months of the window the client could buy in: not before its creation, the window or the pipeline's history
-        {{ month_index('clients.feature_month') }} - {{ month_index(
-            'greatest(clients.created_month, ' ~ add_months('clients.feature_month', 1 - lookback) ~ ', ' ~ date_literal(start_month()) ~ ')'
+        {{ months_between(
+            'greatest(clients.created_month, ' ~ add_months('clients.feature_month', 1 - lookback) ~ ', ' ~ date_literal(start_month()) ~ ')',
+            'clients.feature_month'
         ) }} + 1 as observed_months,
         coalesce(financials.inclinic_revenue, 0) as inclinic_revenue,
         coalesce(financials.hd_revenue, 0) as hd_revenue,

@@ -1,5 +1,5 @@
 {#
-  Reading the raw landing zone (DATA_CONTRACT.md). The contract's columns and
+  Reading the raw landing zone (docs/data-contract.md). The contract's columns and
   types are declared once, in models/sources.yml; these macros read them from
   the graph. Month tables are read by an explicit list of the window's files,
   so a month only ever opens its own folder: a corrupt file elsewhere cannot

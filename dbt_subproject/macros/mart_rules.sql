@@ -37,14 +37,6 @@
     ) as integer)
 {%- endmacro %}
 
-{# A month as a running count of months (year x 12 + month), so months between two dates is a difference. #}
-{% macro month_index(date_expr) -%}
-    {{ return(adapter.dispatch('month_index', 'feature_store')(date_expr)) }}
-{%- endmacro %}
-{% macro default__month_index(date_expr) -%}
-    (cast(extract(year from {{ date_expr }}) as integer) * 12 + cast(extract(month from {{ date_expr }}) as integer))
-{%- endmacro %}
-
 {#
   Each client's purchases and revenue in the lookback window of every month of the run,
   from the monthly financials: the body of a CTE, next to a `feature_months` CTE. A
