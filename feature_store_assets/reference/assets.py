@@ -52,7 +52,7 @@ def validated(schema, frame: pd.DataFrame, asset_key: list[str]):
 
 def export_for_spark(warehouse: Path, table: str, spark_dir: Path) -> Path:
     """Write reference.<table> as Parquet to <spark_dir>/reference/<table>/ (replacing it), where dbt on Spark
-    reads it (dbt_subproject/macros/landing_zone.sql, reference_table)."""
+    reads it (dbt_subproject/macros/read_landing_zone.sql, reference_table)."""
     target = spark_dir / "reference" / table
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
