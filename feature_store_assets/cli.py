@@ -13,7 +13,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from feature_store_assets.logs import RUN_LOG_NAME, dbt_log_path, prune_run_logs, run_log_dir, run_loggers
+from feature_store_assets.logs import RUN_LOG_NAME, dbt_error_summary, dbt_log_path, prune_run_logs, run_log_dir, run_loggers
 from feature_store_assets.months import add_months, describe_months, format_month, month_range, parse_month
 from feature_store_assets.operations import add_dagster_home_option, add_ui_command, instance_home, open_instance
 from feature_store_assets.progress import RunProgress, captured_output, run_header
@@ -56,7 +56,7 @@ def materialize_months(
     The run holds the warehouse's run lock (runs.py) from before the definitions load until it
     ends: a second run on the same warehouse is refused at once, naming this one. While it goes the
     terminal shows the progress view (progress.py); what the run prints (dbt's lines, Dagster's console
-    log at `log_level`, default INFO) goes to the run's log folder (logs.py), and with `verbose` to the terminal too.
+    log at `log_level`, default DEBUG: every event) goes to the run's log folder (logs.py), and with `verbose` to the terminal too.
     """
     from feature_store_assets.schedules import MONTHLY_JOB
 
@@ -97,7 +97,7 @@ def materialize_months(
                 instance=instance,
                 run_id=run_id,
                 asset_selection=assets,
-                run_config={"loggers": {"console": {"config": {"log_level": log_level or "INFO"}}}},
+                run_config={"loggers": {"console": {"config": {"log_level": log_level or "DEBUG"}}}},
                 tags={
                     "dagster/asset_partition_range_start": first.isoformat(),
                     "dagster/asset_partition_range_end": last.isoformat(),
@@ -176,20 +176,10 @@ def describe_error(error) -> str:
     while error.cause is not None and error.cls_name in WRAPPER_ERRORS:
         error = error.cause
     message = re.sub(rf"^[\w.]*\b{re.escape(error.cls_name)}: ", "", error.message.strip())
-    if DBT_ERRORS_MARKER in message:  # DagsterDbtCliRuntimeError: the errors dbt printed, not the command line
-        exit_code = re.search(r"failed with exit code `?(\d+)`?", message)
-        errors = [line for line in message.split(DBT_ERRORS_MARKER, 1)[1].splitlines() if line.strip()]
-        errors = [line for line in dict.fromkeys(errors) if not DBT_RESULT_LINE.match(line)]  # those are in the view
-        message = f"dbt failed (exit code {exit_code[1] if exit_code else '?'}):\n" + "\n".join(errors)
-    elif "failed with exit code" in message:  # dbt failed before it printed an error of its own
-        message = re.sub(r"The dbt CLI process with command\s+`[^`]*`\s+", "dbt ", message)
-        message = message.split(" Check the stdout", 1)[0]
-    return f"{error.cls_name}: {message}"
+    return f"{error.cls_name}: {dbt_error_summary(message)}"
 
 
 WRAPPER_ERRORS = ("DagsterExecutionStepExecutionError", "DagsterUserCodeExecutionError")
-DBT_ERRORS_MARKER = "Errors parsed from dbt logs:"
-DBT_RESULT_LINE = re.compile(r"^\s*\d+ of \d+ (ERROR|FAIL|WARN)\b")
 
 
 def _failure_report(
@@ -355,7 +345,7 @@ def parser() -> argparse.ArgumentParser:
     materialize.add_argument("--to", dest="last", required=True, metavar="YYYY-MM")
     materialize.add_argument(
         "--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        help="Dagster's console log level, in the run log (and on the terminal with --verbose); default INFO",
+        help="Dagster's console log level, in the run log (and on the terminal with --verbose); default DEBUG (every event)",
     )
     add_verbose_option(materialize)
     add_dagster_home_option(materialize)

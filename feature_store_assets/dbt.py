@@ -23,7 +23,7 @@ from filelock import FileLock
 from feature_store_assets.acceptance import contiguous_runs, months_not_buildable
 from feature_store_assets.dbt_checks import check_description, with_readable_test_names
 from feature_store_assets.landing_zone import EVENT_TABLES, contract_from_manifest, landed_rows, landing_zone_report
-from feature_store_assets.logs import dbt_log_path
+from feature_store_assets.logs import dbt_error_summary, dbt_log_path
 from feature_store_assets.months import (
     FEATURE_LOOKBACK_MONTHS,
     add_months,
@@ -379,7 +379,7 @@ def build_dbt_assets(partitions_def: dg.TimeWindowPartitionsDefinition) -> list[
                 failure = error
                 record_failed_months(
                     settings.warehouse, selected_monthly,
-                    dict.fromkeys(chunk, f"dbt build failed (dbt log: {dbt_log}): {str(error)[:300]}"),
+                    dict.fromkeys(chunk, f"dbt build failed (dbt log: {dbt_log}): {dbt_error_summary(str(error))[:300]}"),
                     context.run_id,
                 )
                 break
@@ -388,7 +388,7 @@ def build_dbt_assets(partitions_def: dg.TimeWindowPartitionsDefinition) -> list[
         if len(chunks) > 1:
             context.log.info(f"built {describe_months(to_build)} in {len(chunks)} dbt builds: {[describe_months(c) for c in chunks]}")
 
-        if settings.on_spark:  # the DuckDB warehouse reads Spark's tables through views (README, Scaling out)
+        if settings.on_spark:  # the DuckDB warehouse reads Spark's tables through views (docs/spark.md)
             not_yet = mirror_spark_tables(settings.warehouse, settings.spark_dir, model_columns(manifest))
             if not_yet:
                 context.log.info(f"no Parquet file on Spark yet, so no view: {', '.join(not_yet)}")

@@ -15,6 +15,7 @@ prints its path at the end of a run, success or failure, and keeps the newest KE
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
@@ -28,6 +29,9 @@ RUN_LOGS_FOLDER = "logs"
 DBT_LOG_NAME = "dbt.log"
 RUN_LOG_NAME = "run.log"  # the rest of what the run printed: Dagster's console log, warnings, dbt's echoed lines
 KEPT_RUN_LOGS = 30
+DBT_ERRORS_MARKER = "Errors parsed from dbt logs:"  # in dagster-dbt's DagsterDbtCliRuntimeError
+_DBT_RESULT_LINE = re.compile(r"^\s*\d+ of \d+ (ERROR|FAIL|WARN)\b")
+_DBT_COMMAND = re.compile(r"The dbt CLI process with command\s+`[^`]*`\s+failed with exit code `?(\d+)`?\.?")
 
 
 def run_loggers(env: Mapping[str, str] | None = None) -> dict[str, dg.LoggerDefinition] | None:
@@ -59,3 +63,18 @@ def prune_run_logs(warehouse: Path, keep: int = KEPT_RUN_LOGS) -> list[Path]:
     for folder in removed:
         shutil.rmtree(folder, ignore_errors=True)
     return removed
+
+
+def dbt_error_summary(message: str) -> str:
+    """dagster-dbt's error for a failed dbt build, without the dbt command line (every model selected, many lines)
+    nor its pointer to Dagster's compute logs: the exit code and the errors dbt printed, each once."""
+    command = _DBT_COMMAND.search(message)
+    if not command:
+        return message
+    summary = f"dbt failed (exit code {command[1]})"
+    if DBT_ERRORS_MARKER not in message:
+        return summary
+    errors = [line.rstrip() for line in message.split(DBT_ERRORS_MARKER, 1)[1].splitlines() if line.strip()]
+    # `N of M ERROR creating ...` lines say again what the `Failure in model` paragraphs say
+    errors = [line for line in dict.fromkeys(errors) if not _DBT_RESULT_LINE.match(line)]
+    return summary + ":\n" + "\n".join(errors)

@@ -32,6 +32,7 @@ from feature_store_assets.months import add_months, describe_months, month_range
 BAR_WIDTH = 24
 LABEL_WIDTH = 34
 REDRAW_SECONDS = 0.2
+ESTIMATE_FROM = 0.05  # below 5% done, a time left would be a guess
 # dbt's result lines: `12 of 128 OK created sql incremental model filtered.hd_orders ..... [OK in 0.15s]`
 _DBT_RESULT = re.compile(r"^\s*(\d+) of (\d+) (START|OK|PASS|WARN|ERROR|FAIL|SKIP)\b\s*(.*?)[\s.]*(\[.*\])?\s*$")
 _DBT_VARS = re.compile(r"--vars\s+(\{[^}]*\})")
@@ -54,8 +55,8 @@ def progress_bar(fraction: float, width: int = BAR_WIDTH) -> str:
 
 
 def remaining_seconds(elapsed: float, fraction: float) -> float | None:
-    """Time left if the rest goes at the pace so far; None before anything is done."""
-    if fraction <= 0:
+    """Time left if the rest goes at the pace so far; None before 5% is done."""
+    if fraction < ESTIMATE_FROM:
         return None
     return elapsed * (1 - min(fraction, 1.0)) / fraction
 
@@ -189,8 +190,8 @@ class RunProgress:
     def _on_dbt_line(self, line: str) -> None:
         with self._lock:
             if line.startswith("Running with dbt="):  # a new dbt build (a backfill may make several)
-                self._dbt_started = self._dbt_started or self.clock()
-                self._dbt_step = self._dbt_step or self._current_step
+                if self._dbt_started is None:
+                    self._dbt_started, self._dbt_step = self.clock(), self._current_step
                 self._nodes_done = self._nodes_total = 0
                 return
             result = parse_dbt_line(line)
