@@ -79,9 +79,9 @@ def materialize_months(
     try:
         prune_run_logs(settings.warehouse)
         print(run_header(run_id, months), file=out, flush=True)
+        json_logs = run_loggers() is not None  # stderr is Dagster's JSON log, for a collector: the view keeps to stdout
         with _instance(dagster_home) as instance, captured_output(
-            run_log, lambda line: progress and progress.on_dbt_line(line),
-            echo_stdout=verbose, echo_stderr=verbose or run_loggers() is not None,  # JSON logs: for a collector
+            run_log, lambda line: progress and progress.on_dbt_line(line), echo_stdout=verbose, echo_stderr=verbose or json_logs
         ):
             from feature_store_assets.definitions import build_definitions
 
@@ -91,7 +91,7 @@ def materialize_months(
             assets_by_step = {
                 assets_def.node_def.name: assets_def.keys for assets_def in asset_graph.assets_defs if assets_def.is_executable
             }
-            progress = RunProgress(out, err, months, step_labels(assets_by_step), show_bar=not verbose)
+            progress = RunProgress(out, out if json_logs else err, months, step_labels(assets_by_step), show_bar=not verbose)
             instance.add_event_listener(run_id, progress.on_event)
             result = job.execute_in_process(
                 instance=instance,
