@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import duckdb
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
 from filelock import FileLock
 
@@ -374,14 +375,18 @@ def build_dbt_assets(partitions_def: dg.TimeWindowPartitionsDefinition) -> list[
                     ).stream()
                 )
             except Exception as error:  # report what dbt did build, then fail the step
+                target.mkdir(parents=True, exist_ok=True)
                 (target / KEPT_MARKER).write_text(f"dbt build of {describe_months(chunk)}, Dagster run {context.run_id}\n")
                 events.add(getattr(error, "events", []))
                 failure = error
-                record_failed_months(
-                    settings.warehouse, selected_monthly,
-                    dict.fromkeys(chunk, f"dbt build failed (dbt log: {dbt_log}): {dbt_error_summary(str(error))[:300]}"),
-                    context.run_id,
-                )
+                try:
+                    record_failed_months(
+                        settings.warehouse, selected_monthly,
+                        dict.fromkeys(chunk, f"dbt build failed (dbt log: {dbt_log}): {dbt_error_summary(str(error))[:300]}"),
+                        context.run_id,
+                    )
+                except duckdb.Error as ledger_error:  # never hide dbt's error behind the ledger's
+                    context.log.error(f"could not record {describe_months(chunk)} as failed in the ledger: {ledger_error}")
                 break
             shutil.rmtree(target, ignore_errors=True)
             completed += chunk
