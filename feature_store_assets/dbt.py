@@ -344,6 +344,18 @@ def build_dbt_assets(partitions_def: dg.TimeWindowPartitionsDefinition) -> list[
             record_failed_months(settings.warehouse, selected_monthly, held, context.run_id)
             context.log.warning("not built:\n" + "\n".join(f"  {m:%Y-%m}: {why}" for m, why in sorted(held.items())))
         if not to_build:
+            # the quality-check step will not run: record the filter models' failed row-count checks here (the contract:
+            # "a month with no files: the month's filter assets fail their row-count check")
+            for name in selected_monthly:
+                if _layer(monthly_models[name]) == "filter" and monthly_models[name].get("meta", {}).get("quality", {}).get("row_count_check", True):
+                    context.instance.report_runless_asset_event(
+                        dg.AssetCheckEvaluation(
+                            asset_key=dg.AssetKey([monthly_models[name]["schema"], name]), check_name="row_count", passed=False,
+                            severity=dg.AssetCheckSeverity.ERROR,
+                            description="; ".join(f"{m:%Y-%m}: not built: {why}" for m, why in sorted(held.items())),
+                            metadata={"failed_months": describe_months(held), "dagster_run_id": context.run_id},
+                        )
+                    )
             raise MonthsNotBuilt(description=not_built_message(held), metadata={"months": describe_months(held)})
 
         # dbt runs in its project folder: hand it the settings as absolute paths.

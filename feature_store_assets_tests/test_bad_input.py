@@ -67,6 +67,16 @@ def test_month_without_files_fails_before_dbt_naming_its_tables_and_publishes_no
     for table in ("transactions_inclinic", "transactions", "web_sessions"):
         assert f"{table} has no file for month=2023-02" in error
     assert feature_store.query(FEATURES_BY_MONTH).equals(before)
+    # recorded as the month's failed row-count check of the filter assets (the quality-check step never ran)
+    import dagster as dg
+
+    with dg.DagsterInstance.get() as instance:
+        record = instance.get_latest_asset_check_evaluation_record(
+            dg.AssetCheckKey(dg.AssetKey(["filtered", "inclinic_transactions"]), "row_count")
+        )
+    evaluation = record.event.dagster_event.event_specific_data
+    assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR
+    assert "2023-02: not built: transactions_inclinic has no file for month=2023-02" in evaluation.description
     assert feature_store.scalar("select count(*) from aggregation.client_monthly_financials where activity_month = '2023-02-01'") == 0
 
 
