@@ -221,7 +221,9 @@ class RunProgress:
 
     def bar(self) -> str:
         done = min(self._months_done, len(self.months))
-        label = f"dbt {done}/{len(self.months)} month{'s' * (len(self.months) != 1)}"
+        label = f"dbt {done}/{len(self.months)} month{'s' * (len(self.months) != 1)} built"
+        if self._nodes_total:  # a build in flight: its models and tests, so the bar's share reads true
+            label += f", build of {describe_months(self._build_months) or 'the run'} at {self._nodes_done}/{self._nodes_total} models and tests"
         elapsed = self.clock() - self._dbt_started if self._dbt_started is not None else 0.0
         return progress_line(label, self.fraction(), elapsed)
 

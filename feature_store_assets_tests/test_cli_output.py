@@ -122,10 +122,11 @@ def test_a_backfill_written_to_a_file_gets_a_bar_line_per_tenth_without_carriage
         dbt_build(progress, [month], 10, clock)
     progress.on_event(LogEntry(30, "not built:\n  2023-05: web_sessions has no file for month=2023-05"))
     lines = out.getvalue().splitlines()
-    bars = [line for line in lines if "months [" in line]
+    bars = [line for line in lines if "built" in line and "[" in line]
     assert 5 <= len(bars) <= 10 and "\r" not in out.getvalue() and ANSI not in out.getvalue()
-    assert bars[-1].startswith("  dbt 3/3 months [########################] 100%") and "elapsed 30.0s" in bars[-1]
-    assert any(line.startswith("  dbt 1/3 months") and "remaining ~" in line for line in bars)
+    assert bars[-1].startswith("  dbt 3/3 months built [########################] 100%") and "elapsed 30.0s" in bars[-1]
+    assert any(line.startswith("  dbt 1/3 months built, build of 2023-") and "models and tests [" in line
+               and "remaining ~" in line for line in bars)
     assert sum("dbt ERROR: created sql table model filtered.m3" in line for line in lines) == 3
     assert err.getvalue() == "warning: not built:\n    2023-05: web_sessions has no file for month=2023-05\n"
 
