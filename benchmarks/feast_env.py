@@ -17,6 +17,9 @@ def feast_python(cache: Path) -> Path:
     if not marker.exists():
         print(f"installing {FEAST_REQUIREMENT} into {venv} (once) ...", flush=True)
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", FEAST_REQUIREMENT], check=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", FEAST_REQUIREMENT],
+            check=True,
+        )
         marker.touch()
     return python

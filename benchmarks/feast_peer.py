@@ -37,7 +37,14 @@ def feature_store(repo: Path, features: Path, offline_store: str):
         f"online_store:\n  type: sqlite\n  path: {repo}/online.db\n"
         "entity_key_serialization_version: 3\n"
     )
-    types = {pa.float64(): Float64, pa.int64(): Int64, pa.int32(): Int32, pa.string(): String, pa.large_string(): String, pa.bool_(): Bool}
+    types = {
+        pa.float64(): Float64,
+        pa.int64(): Int64,
+        pa.int32(): Int32,
+        pa.string(): String,
+        pa.large_string(): String,
+        pa.bool_(): Bool,
+    }
     fields = [Field(name=f.name, dtype=types[f.type]) for f in pq.read_schema(features) if f.name not in KEYS]
     client = Entity(name="client", join_keys=["client_id"], value_type=ValueType.INT64)
     view = FeatureView(
@@ -79,8 +86,13 @@ def online(args: argparse.Namespace) -> dict:
         store.get_online_features(features=references, entity_rows=[{"client_id": int(client)}]).to_dict()
         timings.append(time.perf_counter() - began)
     p50, p99 = np.percentile(np.array(timings) * 1e3, [50, 99])
-    return {"materialize_seconds": materialize_seconds, "lookups": len(clients), "p50_ms": p50, "p99_ms": p99,
-            "clients": int(snapshots["client_id"].nunique())}
+    return {
+        "materialize_seconds": materialize_seconds,
+        "lookups": len(clients),
+        "p50_ms": p50,
+        "p99_ms": p99,
+        "clients": int(snapshots["client_id"].nunique()),
+    }
 
 
 def main() -> None:

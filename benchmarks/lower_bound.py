@@ -25,7 +25,8 @@ def lower_bound_sql(raw_dir: Path, month: str) -> str:
     folder = lambda table: f"'{raw_dir}/{table}/month={month}/*.parquet'"  # noqa: E731
     start, end = f"date '{month}-01'", f"(date '{month}-01' + interval 1 month)"
     mix = ",\n        ".join(
-        f"sum(case when source = 'inclinic' and category = '{c}' then revenue else 0 end) as revenue_{c}" for c in CATEGORIES
+        f"sum(case when source = 'inclinic' and category = '{c}' then revenue else 0 end) as revenue_{c}"
+        for c in CATEGORIES
     )
     other = " and ".join(f"category != '{c}'" for c in CATEGORIES)
     return f"""
@@ -38,11 +39,11 @@ def lower_bound_sql(raw_dir: Path, month: str) -> str:
     ),
     purchases as (
         select 'inclinic' as source, transaction_id as id, client_id, transaction_ts as ts, product_category as category, revenue
-        from read_parquet({folder('transactions_inclinic')})
+        from read_parquet({folder("transactions_inclinic")})
         where revenue is not null
         union all
         select 'hd', transaction_id, client_id, transaction_ts, product_category, revenue
-        from read_parquet({folder('transactions')})
+        from read_parquet({folder("transactions")})
         where channel = 'HD' and status = 'completed' and revenue is not null
     ),
     valid_purchases as (
@@ -68,7 +69,7 @@ def lower_bound_sql(raw_dir: Path, month: str) -> str:
         select w.client_id, count(*) as sessions, sum(orders) as orders, sum(page_views) as page_views,
             sum(product_views) as product_views, sum(add_to_cart_events) as add_to_cart_events
         from (
-            select * from read_parquet({folder('web_sessions')})
+            select * from read_parquet({folder("web_sessions")})
             where session_start_ts >= {start} and session_start_ts < {end}
             qualify session_id is null or row_number() over (partition by session_id order by session_start_ts) = 1
         ) w semi join eligible e on w.client_id = e.client_id

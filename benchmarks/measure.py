@@ -16,7 +16,18 @@ from pathlib import Path
 import psutil
 
 GIB = 1024**3
-PACKAGES = ("dagster", "dagster-dbt", "dbt-core", "dbt-duckdb", "duckdb", "pandas", "pyarrow", "numpy", "fastapi", "uvicorn")
+PACKAGES = (
+    "dagster",
+    "dagster-dbt",
+    "dbt-core",
+    "dbt-duckdb",
+    "duckdb",
+    "pandas",
+    "pyarrow",
+    "numpy",
+    "fastapi",
+    "uvicorn",
+)
 
 
 @dataclass
@@ -64,7 +75,9 @@ def tree_rss(process: psutil.Process) -> dict[str, int]:
     return by_role
 
 
-def run_measured(command: list[str], env: dict[str, str] | None = None, interval: float = 0.1, cwd: Path | None = None) -> Measured:
+def run_measured(
+    command: list[str], env: dict[str, str] | None = None, interval: float = 0.1, cwd: Path | None = None
+) -> Measured:
     """Run `command` to completion, sampling the RSS of its process tree every `interval` seconds.
 
     The step's own report is the last stdout line that parses as a JSON object. A non-zero exit raises,
@@ -72,7 +85,12 @@ def run_measured(command: list[str], env: dict[str, str] | None = None, interval
     """
     began = time.perf_counter()
     process = subprocess.Popen(
-        [str(part) for part in command], env={**os.environ, **(env or {})}, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        [str(part) for part in command],
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     watched = psutil.Process(process.pid)
     peak, peak_by_process = 0, {}
@@ -112,10 +130,18 @@ def machine() -> dict:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             versions[name] = None
-    cpu_model = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),
-        platform.processor(),
-    ) if Path("/proc/cpuinfo").exists() else platform.processor()
+    cpu_model = (
+        next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            platform.processor(),
+        )
+        if Path("/proc/cpuinfo").exists()
+        else platform.processor()
+    )
     return {
         "cores": os.cpu_count(),
         "cores_available": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),

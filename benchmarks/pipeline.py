@@ -6,10 +6,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchmarks.measure import Measured, python_module, run_measured
 from feature_store_assets.landing_zone import EVENT_TABLES, landed_rows
 from feature_store_assets.months import add_months, format_month, parse_month
-
-from benchmarks.measure import Measured, python_module, run_measured
 
 START_MONTH = "2023-01"
 
@@ -21,8 +20,8 @@ class PipelineScale:
     inclinic_rows_per_month: int
     clients: int
     clinics: int
-    months: int            # months generated; the last one is the "history" month of item 2
-    backfill_months: int   # months 2..1+backfill_months run as one backfill (item 3)
+    months: int  # months generated; the last one is the "history" month of item 2
+    backfill_months: int  # months 2..1+backfill_months run as one backfill (item 3)
 
 
 @dataclass

@@ -44,19 +44,31 @@ class Scale:
     serving_clients: int
     serving_months: int
     training_rows: int
-    lookups: int        # in-process single-client lookups
-    http_lookups: int   # HTTP requests from the client process
+    lookups: int  # in-process single-client lookups
+    http_lookups: int  # HTTP requests from the client process
     feast_lookups: int  # Feast online lookups
 
 
 SCALES = {
     "quick": Scale(
         PipelineScale(inclinic_rows_per_month=100_000, clients=10_000, clinics=40, months=3, backfill_months=1),
-        serving_clients=5_000, serving_months=24, training_rows=10_000, lookups=10_000, http_lookups=300, feast_lookups=200,
+        serving_clients=5_000,
+        serving_months=24,
+        training_rows=10_000,
+        lookups=10_000,
+        http_lookups=300,
+        feast_lookups=200,
     ),
     "full": Scale(
-        PipelineScale(inclinic_rows_per_month=20_000_000, clients=2_000_000, clinics=2_000, months=24, backfill_months=12),
-        serving_clients=200_000, serving_months=24, training_rows=1_000_000, lookups=100_000, http_lookups=3_000, feast_lookups=2_000,
+        PipelineScale(
+            inclinic_rows_per_month=20_000_000, clients=2_000_000, clinics=2_000, months=24, backfill_months=12
+        ),
+        serving_clients=200_000,
+        serving_months=24,
+        training_rows=1_000_000,
+        lookups=100_000,
+        http_lookups=3_000,
+        feast_lookups=2_000,
     ),
 }
 
@@ -81,8 +93,13 @@ class Row:
 class Report:
     def __init__(self, scale_name: str, scale: Scale):
         self.rows: list[Row] = []
-        self.details: dict = {"scale": scale_name, "shape": asdict(scale), "machine": machine(), "duckdb_memory_limit": memory_limit(),
-                              "started": datetime.now().isoformat(timespec="seconds")}
+        self.details: dict = {
+            "scale": scale_name,
+            "shape": asdict(scale),
+            "machine": machine(),
+            "duckdb_memory_limit": memory_limit(),
+            "started": datetime.now().isoformat(timespec="seconds"),
+        }
 
     out: Path | None = None  # written after every figure, so an interrupted run keeps what it measured
 
@@ -99,8 +116,12 @@ class Report:
         return "\n".join([header, "-" * len(header), *(row.line() for row in self.rows)])
 
     def json(self) -> dict:
-        return {**self.details, "finished": datetime.now().isoformat(timespec="seconds"),
-                "total_seconds": self.details.get("total_seconds", 0.0), "results": [asdict(r) for r in self.rows]}
+        return {
+            **self.details,
+            "finished": datetime.now().isoformat(timespec="seconds"),
+            "total_seconds": self.details.get("total_seconds", 0.0),
+            "results": [asdict(r) for r in self.rows],
+        }
 
 
 LOGS: list[Path] = []  # where step() keeps each step's output (set by main)
@@ -108,7 +129,10 @@ LOGS: list[Path] = []  # where step() keeps each step's output (set by main)
 
 def step(label: str, measured: Measured) -> Measured:
     """Print a step's figures and keep its output (dbt's per-model timings, for profiling) in the work folder."""
-    print(f"  {label}: {measured.seconds:.1f} s, peak RSS {measured.peak_rss_gib:.2f} GiB {measured.peak_breakdown_gib}", flush=True)
+    print(
+        f"  {label}: {measured.seconds:.1f} s, peak RSS {measured.peak_rss_gib:.2f} GiB {measured.peak_breakdown_gib}",
+        flush=True,
+    )
     if LOGS:
         LOGS[0].mkdir(parents=True, exist_ok=True)
         (LOGS[0] / f"{label.replace(' ', '_')}.log").write_text(measured.stdout)
@@ -154,12 +178,19 @@ def pipeline_benchmarks(report: Report, scale: Scale, workdir: Path, reuse: bool
     print("1. month 1 end to end through Dagster ...", flush=True)
     one = step("pipeline", materialize(store, 1, 1))
     warm_page_cache(store, 1, 1)  # the bound and the pandas job find the month in the page cache, as the pipeline did
-    bound = step("lower bound", run_measured(python_module("benchmarks.lower_bound", store.raw_dir, month(1), workdir / "lower_bound.duckdb")))
-    pandas_job = step("naive pandas", run_measured(python_module("benchmarks.naive_pandas", store.raw_dir, month(1), store.analytics)))
+    bound = step(
+        "lower bound",
+        run_measured(python_module("benchmarks.lower_bound", store.raw_dir, month(1), workdir / "lower_bound.duckdb")),
+    )
+    pandas_job = step(
+        "naive pandas", run_measured(python_module("benchmarks.naive_pandas", store.raw_dir, month(1), store.analytics))
+    )
     published = published_month_totals(store, month(1))
     agreement = {
-        "lower_bound_rows": bound.report["rows"], "pipeline_rows": published[0],
-        "lower_bound_revenue": bound.report["revenue"], "pipeline_revenue": published[1],
+        "lower_bound_rows": bound.report["rows"],
+        "pipeline_rows": published[0],
+        "lower_bound_revenue": bound.report["revenue"],
+        "pipeline_revenue": published[1],
         "naive_pandas": pandas_job.report,
     }
     report.details["month_1_agreement"] = agreement
@@ -168,8 +199,13 @@ def pipeline_benchmarks(report: Report, scale: Scale, workdir: Path, reuse: bool
     report.add("1", "lower bound: one DuckDB query over the raw files", bound.report["seconds"], "s")
     ratio = one.seconds / bound.report["seconds"]
     report.add("1", "pipeline / lower bound", ratio, "x", "<= 2", ratio <= 2, "lower bound")
-    report.add("7", "naive pandas job, same month (features only)", pandas_job.seconds, "s",
-               against=f"{pandas_job.seconds / one.seconds:.2f}x the pipeline's time")
+    report.add(
+        "7",
+        "naive pandas job, same month (features only)",
+        pandas_job.seconds,
+        "s",
+        against=f"{pandas_job.seconds / one.seconds:.2f}x the pipeline's time",
+    )
     report.details["peak_rss_gib_by_process"] = {"one_month": one.peak_breakdown_gib}
     report.add("4", "peak RSS, one month (process tree)", one.peak_rss_gib, "GiB", "<= 4", one.peak_rss_gib <= 4)
     report.add("4", "peak RSS, naive pandas job", pandas_job.peak_rss_gib, "GiB")
@@ -182,7 +218,9 @@ def pipeline_benchmarks(report: Report, scale: Scale, workdir: Path, reuse: bool
     report.add("3", f"backfill of {shape.backfill_months} months as one run", backfill.seconds, "s")
     report.add("3", "backfill raw rows per second", backfill_rows / backfill.seconds, "rows/s")
     ratio = backfill.seconds / (shape.backfill_months * one.seconds)
-    report.add("3", f"backfill / ({shape.backfill_months} x one month)", ratio, "x", "< 1", ratio < 1, "single-month runs")
+    report.add(
+        "3", f"backfill / ({shape.backfill_months} x one month)", ratio, "x", "< 1", ratio < 1, "single-month runs"
+    )
     report.details["peak_rss_gib_by_process"]["backfill"] = backfill.peak_breakdown_gib
     report.add("4", "peak RSS, backfill", backfill.peak_rss_gib, "GiB", "<= 4", backfill.peak_rss_gib <= 4)
 
@@ -200,12 +238,19 @@ def pipeline_benchmarks(report: Report, scale: Scale, workdir: Path, reuse: bool
     ratio = (last.seconds / last_raw) / (one.seconds / total_raw)
     report.add("2", f"month {shape.months} / month 1, per raw row", ratio, "x", "<= 1.1", ratio <= 1.1, "month 1")
     report.details["month_sizes"] = {"month_1_raw_rows": total_raw, f"month_{shape.months}_raw_rows": last_raw}
-    if history:  # month 1's 12-month windows hold 1 month; compare with the first single-month run whose windows are full
+    if (
+        history
+    ):  # month 1's 12-month windows hold 1 month; compare with the first single-month run whose windows are full
         index = last_backfill + 1
         index_raw = sum(raw_rows(store, index, index).values())
         ratio = (last.seconds / last_raw) / (history[month(index)] / index_raw)
-        report.add("2", f"month {shape.months} / month {index} (both with full 12-month windows), per raw row", ratio, "x",
-                   against=f"month {index}: {history[month(index)]:.1f} s")
+        report.add(
+            "2",
+            f"month {shape.months} / month {index} (both with full 12-month windows), per raw row",
+            ratio,
+            "x",
+            against=f"month {index}: {history[month(index)]:.1f} s",
+        )
     return store
 
 
@@ -227,26 +272,42 @@ def compare_training(ours: Path, feast: Path) -> dict:
         null_mismatches += int((a.isna() != b.isna()).sum())
         both = a.notna() & b.notna()
         if pd.api.types.is_numeric_dtype(a) and pd.api.types.is_numeric_dtype(b):
-            worst = max(worst, float(np.abs(a[both].astype(float) - b[both].astype(float)).max() if both.any() else 0.0))
+            worst = max(
+                worst, float(np.abs(a[both].astype(float) - b[both].astype(float)).max() if both.any() else 0.0)
+            )
         else:
             null_mismatches += int((a[both].astype(str) != b[both].astype(str)).sum())
     no_snapshot = int(mine["feature_month"].isna().sum())
-    return {"rows_ours": len(mine), "rows_feast": len(theirs), "rows_compared": len(common), "columns_compared": len(columns),
-            "ours_without_snapshot": no_snapshot, "max_abs_difference": worst, "mismatches": null_mismatches,
-            "agree": worst <= 1e-9 and null_mismatches == 0}
+    return {
+        "rows_ours": len(mine),
+        "rows_feast": len(theirs),
+        "rows_compared": len(common),
+        "columns_compared": len(columns),
+        "ours_without_snapshot": no_snapshot,
+        "max_abs_difference": worst,
+        "mismatches": null_mismatches,
+        "agree": worst <= 1e-9 and null_mismatches == 0,
+    }
 
 
 def serving_benchmarks(report: Report, scale: Scale, workdir: Path, store: Store, feast: bool) -> None:
     served = workdir / "serving"
     shutil.rmtree(served, ignore_errors=True)
     served.mkdir(parents=True)
-    analytics = synthetic_store(store.analytics, served / "analytics.duckdb", scale.serving_clients, scale.serving_months)
+    analytics = synthetic_store(
+        store.analytics, served / "analytics.duckdb", scale.serving_clients, scale.serving_months
+    )
     entities = served / "entities.parquet"
     entity_rows(scale.serving_clients, scale.serving_months, scale.training_rows).to_parquet(entities)
-    label = f"{scale.training_rows / 1e6:g}M rows x {scale.serving_months} snapshots of {scale.serving_clients:,} clients"
+    label = (
+        f"{scale.training_rows / 1e6:g}M rows x {scale.serving_months} snapshots of {scale.serving_clients:,} clients"
+    )
 
     print(f"5. training retrieval, {label} ...", flush=True)
-    ours = step("ours", run_measured(python_module("benchmarks.serving", "training", analytics, entities, served / "ours.parquet")))
+    ours = step(
+        "ours",
+        run_measured(python_module("benchmarks.serving", "training", analytics, entities, served / "ours.parquet")),
+    )
     seconds = ours.report["seconds"]
     report.add("5", f"training retrieval, {label}", seconds, "s", "<= 2", seconds <= 2)
     report.add("5", "peak RSS, training retrieval", ours.peak_rss_gib, "GiB")
@@ -275,7 +336,10 @@ def serving_benchmarks(report: Report, scale: Scale, workdir: Path, store: Store
                 if time.monotonic() > deadline or server.poll() is not None:
                     raise RuntimeError("the HTTP server did not start") from None
                 time.sleep(0.2)
-        http = step("HTTP", run_measured(python_module("benchmarks.serving", "http", url, scale.http_lookups, scale.serving_clients)))
+        http = step(
+            "HTTP",
+            run_measured(python_module("benchmarks.serving", "http", url, scale.http_lookups, scale.serving_clients)),
+        )
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -291,35 +355,82 @@ def serving_benchmarks(report: Report, scale: Scale, workdir: Path, store: Store
     for store_type, factor in (("duckdb", 3), ("file", 30)):
         print(f"5. Feast get_historical_features, {store_type} offline store ...", flush=True)
         out = served / f"feast_{store_type}.parquet"
-        measured = step(f"feast {store_type}", run_measured([
-            str(python), str(peer), "offline", "--store", store_type, "--repo", served / f"feast_{store_type}",
-            "--features", snapshots, "--entities", entities, "--out", out,
-        ]))
+        measured = step(
+            f"feast {store_type}",
+            run_measured(
+                [
+                    str(python),
+                    str(peer),
+                    "offline",
+                    "--store",
+                    store_type,
+                    "--repo",
+                    served / f"feast_{store_type}",
+                    "--features",
+                    snapshots,
+                    "--entities",
+                    entities,
+                    "--out",
+                    out,
+                ]
+            ),
+        )
         feast_seconds = measured.report["seconds"]
         comparisons[store_type] = compare_training(served / "ours.parquet", out)
         speedup = feast_seconds / seconds
-        report.add("5", f"Feast {store_type} offline store, same retrieval", feast_seconds, "s",
-                   against=f"rows out {measured.report['rows_out']:,}; values agree: {comparisons[store_type]['agree']}")
+        report.add(
+            "5",
+            f"Feast {store_type} offline store, same retrieval",
+            feast_seconds,
+            "s",
+            against=f"rows out {measured.report['rows_out']:,}; values agree: {comparisons[store_type]['agree']}",
+        )
         report.add("5", f"ours faster than Feast {store_type} store", speedup, "x", f">= {factor}", speedup >= factor)
         report.add("5", f"peak RSS, Feast {store_type} store", measured.peak_rss_gib, "GiB")
     report.details["training_agreement"] = comparisons
     print("6. Feast online store (SQLite) ...", flush=True)
-    measured = step("feast online", run_measured([
-        str(python), str(peer), "online", "--repo", served / "feast_online", "--features", snapshots, "--lookups", scale.feast_lookups,
-    ]))
-    report.add("6", "Feast materialize into SQLite", measured.report["materialize_seconds"], "s", against="our refresh above")
-    report.add("6", f"Feast get_online_features p50 ({scale.feast_lookups:,} lookups)", measured.report["p50_ms"] * 1000, "µs")
-    report.add("6", "Feast get_online_features p99", measured.report["p99_ms"] * 1000, "µs",
-               against=f"ours {measured.report['p99_ms'] * 1000 / online.report['p99_us']:.0f}x faster")
+    measured = step(
+        "feast online",
+        run_measured(
+            [
+                str(python),
+                str(peer),
+                "online",
+                "--repo",
+                served / "feast_online",
+                "--features",
+                snapshots,
+                "--lookups",
+                scale.feast_lookups,
+            ]
+        ),
+    )
+    report.add(
+        "6", "Feast materialize into SQLite", measured.report["materialize_seconds"], "s", against="our refresh above"
+    )
+    report.add(
+        "6", f"Feast get_online_features p50 ({scale.feast_lookups:,} lookups)", measured.report["p50_ms"] * 1000, "µs"
+    )
+    report.add(
+        "6",
+        "Feast get_online_features p99",
+        measured.report["p99_ms"] * 1000,
+        "µs",
+        against=f"ours {measured.report['p99_ms'] * 1000 / online.report['p99_us']:.0f}x faster",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0])
     parser.add_argument("--scale", choices=sorted(SCALES), default="quick")
     parser.add_argument("--quick", action="store_const", const="quick", dest="scale", help="the same as --scale quick")
-    parser.add_argument("--workdir", type=Path, help="where the landing zone and stores go (default: benchmarks/work/<scale>)")
+    parser.add_argument(
+        "--workdir", type=Path, help="where the landing zone and stores go (default: benchmarks/work/<scale>)"
+    )
     parser.add_argument("--out", type=Path, help="JSON results (default: benchmarks/results/<scale>.json)")
-    parser.add_argument("--reuse-landing-zone", action="store_true", help="keep a landing zone of the same shape from an earlier run")
+    parser.add_argument(
+        "--reuse-landing-zone", action="store_true", help="keep a landing zone of the same shape from an earlier run"
+    )
     parser.add_argument("--skip", action="append", default=[], choices=["pipeline", "serving", "feast"])
     args = parser.parse_args(argv)
     scale = SCALES[args.scale]
@@ -329,7 +440,9 @@ def main(argv: list[str] | None = None) -> int:
     LOGS[:] = [workdir / "logs"]
     report = Report(args.scale, scale)
     report.out = out
-    print(f"machine: {report.details['machine']['cores']} cores, {report.details['machine']['memory_gib']} GiB; workdir {workdir}")
+    print(
+        f"machine: {report.details['machine']['cores']} cores, {report.details['machine']['memory_gib']} GiB; workdir {workdir}"
+    )
     began = time.perf_counter()
     store = Store(workdir / "store")
     if "pipeline" not in args.skip:
@@ -341,8 +454,10 @@ def main(argv: list[str] | None = None) -> int:
     report.details["total_seconds"] = time.perf_counter() - began
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report.json(), indent=2, default=str) + "\n")
-    print(f"\n{args.scale} run in {report.details['total_seconds'] / 60:.1f} min on {report.details['machine']['cores']} cores, "
-          f"{report.details['machine']['memory_gib']} GiB\n")
+    print(
+        f"\n{args.scale} run in {report.details['total_seconds'] / 60:.1f} min on {report.details['machine']['cores']} cores, "
+        f"{report.details['machine']['memory_gib']} GiB\n"
+    )
     print(report.table())
     print(f"\nJSON: {out}")
     return 0

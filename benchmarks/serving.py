@@ -34,11 +34,15 @@ def entity_rows(clients: int, months: int, rows: int, seed: int = 1) -> pd.DataF
     """Labelled rows for training retrieval: 5% unknown clients, timestamps from the first snapshot month to 2 months after the last."""
     rng = np.random.default_rng(seed)
     span = (START + pd.DateOffset(months=months + 2) - START).total_seconds()
-    return pd.DataFrame({
-        "row_id": np.arange(rows, dtype=np.int64),
-        "client_id": rng.integers(0, int(clients * 1.05), rows),
-        "event_timestamp": (START + pd.to_timedelta(rng.integers(0, int(span), rows), unit="s")).astype("datetime64[us]"),
-    })
+    return pd.DataFrame(
+        {
+            "row_id": np.arange(rows, dtype=np.int64),
+            "client_id": rng.integers(0, int(clients * 1.05), rows),
+            "event_timestamp": (START + pd.to_timedelta(rng.integers(0, int(span), rows), unit="s")).astype(
+                "datetime64[us]"
+            ),
+        }
+    )
 
 
 def export_snapshots(analytics: Path, out: Path) -> Path:
@@ -76,15 +80,23 @@ def online(analytics: Path, lookups: int) -> dict:
         store.lookup_one(client)
         timings.append(time.perf_counter() - began)
     p50, p99 = np.percentile(np.array(timings) * 1e6, [50, 99])
-    return {"clients": store.snapshot.clients, "load_seconds": first_load, "refresh_seconds": min(refreshes),
-            "lookups": lookups, "p50_us": p50, "p99_us": p99}
+    return {
+        "clients": store.snapshot.clients,
+        "load_seconds": first_load,
+        "refresh_seconds": min(refreshes),
+        "lookups": lookups,
+        "p50_us": p50,
+        "p99_us": p99,
+    }
 
 
 def over_http(url: str, lookups: int, clients: int) -> dict:
     from feature_store_assets.serving.api import PREFIX
 
     target = urlparse(url)
-    connection = http.client.HTTPConnection(target.hostname, target.port)  # one kept-alive connection, like a service's pool
+    connection = http.client.HTTPConnection(
+        target.hostname, target.port
+    )  # one kept-alive connection, like a service's pool
     ids = np.random.default_rng(3).integers(0, clients, lookups).tolist()
     timings = []
     for client in ids:

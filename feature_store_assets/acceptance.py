@@ -40,7 +40,9 @@ def months_not_buildable(
         for needed in months_needed_by_features([month], start):
             if needed in in_run and run_builds_history:
                 if needed in held:
-                    held[month] = f"its 12-month window needs {format_month(needed)}, which is not built in this run: {held[needed]}"
+                    held[month] = (
+                        f"its 12-month window needs {format_month(needed)}, which is not built in this run: {held[needed]}"
+                    )
                     break
             elif history.get(needed) is None or history[needed].status != ACCEPTED:
                 held[month] = f"its 12-month window needs {_why(needed, history.get(needed))}"

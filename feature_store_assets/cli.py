@@ -13,13 +13,20 @@ from pathlib import Path
 
 import dagster as dg
 
-from feature_store_assets.logs import RUN_LOG_NAME, dbt_error_summary, dbt_log_path, prune_run_logs, run_log_dir, run_loggers
+from feature_store_assets.logs import (
+    RUN_LOG_NAME,
+    dbt_error_summary,
+    dbt_log_path,
+    prune_run_logs,
+    run_log_dir,
+    run_loggers,
+)
 from feature_store_assets.months import add_months, describe_months, format_month, month_range, parse_month
 from feature_store_assets.operations import add_dagster_home_option, add_ui_command, instance_home, open_instance
 from feature_store_assets.progress import RunProgress, captured_output, run_header
 from feature_store_assets.runs import RunInProgress, acquire, process_tags, release
-from feature_store_assets.settings import ConfigurationError, Settings
 from feature_store_assets.serving.cli import add_serving_commands
+from feature_store_assets.settings import ConfigurationError, Settings
 
 DEMO_OPTIONS = {"months": 12, "clinics": 40, "clients": 10_000, "inclinic_rows_per_month": 100_000}
 # Tables the demo shows, filter layer first, with their month column.
@@ -47,8 +54,13 @@ def _instance(dagster_home: str | None = None) -> dg.DagsterInstance:
 
 
 def materialize_months(
-    settings: Settings, first: date, last: date, log_level: str | None = None, dagster_home: str | None = None,
-    assets: Sequence[dg.AssetKey] | None = None, verbose: bool = False,
+    settings: Settings,
+    first: date,
+    last: date,
+    log_level: str | None = None,
+    dagster_home: str | None = None,
+    assets: Sequence[dg.AssetKey] | None = None,
+    verbose: bool = False,
 ) -> dg.ExecuteInProcessResult:
     """Run the monthly job over months first..last as one run (one dbt build for all of them); `assets`: only those.
 
@@ -80,8 +92,14 @@ def materialize_months(
         prune_run_logs(settings.warehouse)
         print(run_header(run_id, months), file=out, flush=True)
         json_logs = run_loggers() is not None  # stderr is Dagster's JSON log, for a collector: the view keeps to stdout
-        with _instance(dagster_home) as instance, captured_output(
-            run_log, lambda line: progress and progress.on_dbt_line(line), echo_stdout=verbose, echo_stderr=verbose or json_logs
+        with (
+            _instance(dagster_home) as instance,
+            captured_output(
+                run_log,
+                lambda line: progress and progress.on_dbt_line(line),
+                echo_stdout=verbose,
+                echo_stderr=verbose or json_logs,
+            ),
         ):
             from feature_store_assets.definitions import build_definitions
 
@@ -89,9 +107,13 @@ def materialize_months(
             job = defs.resolve_job_def(MONTHLY_JOB)
             asset_graph = defs.resolve_asset_graph()
             assets_by_step = {
-                assets_def.node_def.name: assets_def.keys for assets_def in asset_graph.assets_defs if assets_def.is_executable
+                assets_def.node_def.name: assets_def.keys
+                for assets_def in asset_graph.assets_defs
+                if assets_def.is_executable
             }
-            progress = RunProgress(out, out if json_logs else err, months, step_labels(assets_by_step), show_bar=not verbose)
+            progress = RunProgress(
+                out, out if json_logs else err, months, step_labels(assets_by_step), show_bar=not verbose
+            )
             instance.add_event_listener(run_id, progress.on_event)
             result = job.execute_in_process(
                 instance=instance,
@@ -110,7 +132,9 @@ def materialize_months(
             progress.close()
         release(settings.warehouse)
     logs = logs_line(dbt_log, run_log)
-    descriptions = {spec.key: spec.description for assets_def in asset_graph.assets_defs for spec in assets_def.check_specs}
+    descriptions = {
+        spec.key: spec.description for assets_def in asset_graph.assets_defs for spec in assets_def.check_specs
+    }
     if not result.success:
         raise MaterializationFailed(_failure_report(result, assets_by_step, descriptions) + "\n" + logs)
     print(logs, file=out)
@@ -125,7 +149,9 @@ def step_labels(assets_by_step: Mapping[str, Iterable[dg.AssetKey]]) -> dict[str
     for step, keys in assets_by_step.items():
         keys = list(keys)
         named = step.replace("_", " ")
-        labels[step] = keys[0].to_user_string() if len(keys) == 1 else f"{named} ({len(keys)} assets)" if keys else named
+        labels[step] = (
+            keys[0].to_user_string() if len(keys) == 1 else f"{named} ({len(keys)} assets)" if keys else named
+        )
     return labels
 
 
@@ -143,7 +169,9 @@ DBT_FAILED_ROWS = "dagster_dbt/failed_row_count"
 def check_reason(description: str | None, metadata: Mapping[str, object], tests: str | None = None) -> str:
     """Why a check failed: its evaluation's description, else what its metadata says; then what the check tests."""
     values = {key: getattr(value, "value", value) for key, value in metadata.items()}
-    reason = (description or "").strip() or ", ".join(f"{key}={values[key]}" for key in REASON_METADATA if key in values)
+    reason = (description or "").strip() or ", ".join(
+        f"{key}={values[key]}" for key in REASON_METADATA if key in values
+    )
     if not reason and DBT_FAILED_ROWS in values:
         rows = values[DBT_FAILED_ROWS]
         reason = f"dbt test {values.get('status', 'failed')}: {rows} failing row{'s' * (rows != 1)}"
@@ -162,7 +190,9 @@ def failed_checks(
     lines = []
     for evaluation in result.get_asset_check_evaluations():
         if not evaluation.passed:
-            reason = check_reason(evaluation.description, evaluation.metadata, descriptions.get(evaluation.asset_check_key))
+            reason = check_reason(
+                evaluation.description, evaluation.metadata, descriptions.get(evaluation.asset_check_key)
+            )
             lines.append(
                 f"{evaluation.asset_key.to_user_string()} check {evaluation.check_name} "
                 f"({evaluation.severity.value}, run from {months}): {reason}"
@@ -183,7 +213,8 @@ WRAPPER_ERRORS = ("DagsterExecutionStepExecutionError", "DagsterUserCodeExecutio
 
 
 def _failure_report(
-    result: dg.ExecuteInProcessResult, assets_by_step: Mapping[str, Iterable[dg.AssetKey]],
+    result: dg.ExecuteInProcessResult,
+    assets_by_step: Mapping[str, Iterable[dg.AssetKey]],
     descriptions: Mapping[dg.AssetCheckKey, str | None] | None = None,
 ) -> str:
     labels = step_labels(assets_by_step)
@@ -244,7 +275,9 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_materialize(args: argparse.Namespace, settings: Settings) -> int:
     first, last = parse_month(args.first), parse_month(args.last)
     began = time.perf_counter()
-    materialize_months(settings, first, last, log_level=args.log_level, dagster_home=args.dagster_home, verbose=args.verbose)
+    materialize_months(
+        settings, first, last, log_level=args.log_level, dagster_home=args.dagster_home, verbose=args.verbose
+    )
     months = month_range(first, last)
     print(f"materialized {describe_months(months)} in {time.perf_counter() - began:.1f}s into {settings.warehouse}")
     return 0
@@ -261,11 +294,17 @@ def cmd_accept(args: argparse.Namespace, settings: Settings) -> int:
         now = f"is {state.status} ({state.reason or 'no reason recorded'})" if state else "was never materialized"
         raise ConfigurationError(
             f"{format_month(month)} {now} in {settings.warehouse}: only a blocked month can be accepted"
-            + ("; a failed month's tables may be partial: fix its input and re-run it" if state and state.status != "accepted" else "")
+            + (
+                "; a failed month's tables may be partial: fix its input and re-run it"
+                if state and state.status != "accepted"
+                else ""
+            )
         )
     models = accept_blocked_month(settings.warehouse, month, args.reason)
     print(f"accepted {format_month(month)} ({models} models): {args.reason}")
-    materialize_months(settings, month, month, dagster_home=args.dagster_home, assets=[PUBLISHED_ASSET], verbose=args.verbose)
+    materialize_months(
+        settings, month, month, dagster_home=args.dagster_home, assets=[PUBLISHED_ASSET], verbose=args.verbose
+    )
     print(f"published into {settings.analytics}")
     return 0
 
@@ -305,7 +344,9 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
                 "order by client_id limit 5"
             )
         )
-    print(f"demo finished in {time.perf_counter() - began:.1f}s. Next, as an analyst, on the published read-only copy (DuckDB CLI, or Python):")
+    print(
+        f"demo finished in {time.perf_counter() - began:.1f}s. Next, as an analyst, on the published read-only copy (DuckDB CLI, or Python):"
+    )
     print(f"  duckdb -readonly {settings.analytics}")
     print("  " + ANALYST_QUERY.replace("\n", "\n  "))
     one_line = " ".join(ANALYST_QUERY.split())
@@ -316,7 +357,8 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 def add_verbose_option(command: argparse.ArgumentParser) -> None:
     command.add_argument(
-        "--verbose", action="store_true",
+        "--verbose",
+        action="store_true",
         help="print everything the run prints (dbt's lines, Dagster's console log) instead of the progress view; "
         "it is in the run's log files either way",
     )
@@ -344,21 +386,26 @@ def parser() -> argparse.ArgumentParser:
     materialize.add_argument("--from", dest="first", required=True, metavar="YYYY-MM")
     materialize.add_argument("--to", dest="last", required=True, metavar="YYYY-MM")
     materialize.add_argument(
-        "--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        "--log-level",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="Dagster's console log level, in the run log (and on the terminal with --verbose); default DEBUG (every event)",
     )
     add_verbose_option(materialize)
     add_dagster_home_option(materialize)
     materialize.set_defaults(run=cmd_materialize)
 
-    accept = commands.add_parser("accept", help="publish a month the quality checks blocked, as it is, with a reason (docs/quality.md)")
+    accept = commands.add_parser(
+        "accept", help="publish a month the quality checks blocked, as it is, with a reason (docs/quality.md)"
+    )
     accept.add_argument("--month", required=True, metavar="YYYY-MM")
     accept.add_argument("--reason", required=True, help="why the month is right as it is (kept in the ledger)")
     add_verbose_option(accept)
     add_dagster_home_option(accept)
     accept.set_defaults(run=cmd_accept)
 
-    demo = commands.add_parser("demo", help="generate a small landing zone if absent, materialize every month, show the result")
+    demo = commands.add_parser(
+        "demo", help="generate a small landing zone if absent, materialize every month, show the result"
+    )
     add_verbose_option(demo)
     demo.set_defaults(run=cmd_demo)
     add_serving_commands(commands)

@@ -4,7 +4,6 @@ Layers are dbt folders (models/filter, models/aggregation, models/features) and
 Dagster groups of the same names; asset keys are `[schema, model]`, as in DuckDB.
 """
 
-
 import json
 import os
 import shutil
@@ -23,6 +22,7 @@ from filelock import FileLock
 
 from feature_store_assets.acceptance import contiguous_runs, months_not_buildable
 from feature_store_assets.dbt_checks import check_description, with_readable_test_names
+from feature_store_assets.dbt_process import dbt_executable
 from feature_store_assets.landing_zone import EVENT_TABLES, contract_from_manifest, landed_rows, landing_zone_report
 from feature_store_assets.logs import dbt_error_summary, dbt_log_path
 from feature_store_assets.months import (
@@ -35,7 +35,6 @@ from feature_store_assets.months import (
     month_range,
     parse_month,
 )
-from feature_store_assets.dbt_process import dbt_executable
 from feature_store_assets.resources import WAREHOUSE_POOL, FeatureStoreResource
 from feature_store_assets.warehouse import (
     mirror_spark_tables,
@@ -152,14 +151,20 @@ def _relation(node: Mapping[str, Any]) -> str:
 def model_columns(manifest: Mapping[str, Any]) -> dict[tuple[str, str], dict[str, str]]:
     """(schema, table) -> {column: description} of every dbt model, from its .yml (the one source of descriptions)."""
     return {
-        (node["schema"], node["name"]): {name: column.get("description", "") for name, column in node["columns"].items()}
+        (node["schema"], node["name"]): {
+            name: column.get("description", "") for name, column in node["columns"].items()
+        }
         for node in manifest["nodes"].values()
         if node["resource_type"] == "model"
     }
 
 
 # The landing-zone table each filter model keeps rows of.
-FILTER_SOURCES = {"inclinic_transactions": "transactions_inclinic", "hd_orders": "transactions", "web_sessions": "web_sessions"}
+FILTER_SOURCES = {
+    "inclinic_transactions": "transactions_inclinic",
+    "hd_orders": "transactions",
+    "web_sessions": "web_sessions",
+}
 
 
 @dataclass(frozen=True)
@@ -187,7 +192,9 @@ def materialization_row_metadata(
     else its monthly parents' rows.
     """
     rejected = (
-        {month: rejected_rows_by_table(settings.warehouse, [month]) for month in months} if "rejected_rows" in built else {}
+        {month: rejected_rows_by_table(settings.warehouse, [month]) for month in months}
+        if "rejected_rows" in built
+        else {}
     )
     metadata = {}
     for name, by_month in built.items():
@@ -212,9 +219,15 @@ def materialization_row_metadata(
         metadata[name] = RowMetadata(run=run, by_month=per_month)
     for name, node in staging_models_by_name(manifest).items():
         # rebuilt by every dbt build: only the last build's months are in the table, the others are not counted
-        held = {m: n for m, n in rows_per_month(settings.warehouse, _relation(node), STAGING_MONTH_COLUMN, months).items() if n}
+        held = {
+            m: n
+            for m, n in rows_per_month(settings.warehouse, _relation(node), STAGING_MONTH_COLUMN, months).items()
+            if n
+        }
         by_month = {m: {"rows_out": n, "dagster/row_count": n} for m, n in held.items()}
-        metadata[name] = RowMetadata(run={"months_held": describe_months(list(held)) if held else "none"}, by_month=by_month)
+        metadata[name] = RowMetadata(
+            run={"months_held": describe_months(list(held)) if held else "none"}, by_month=by_month
+        )
     return metadata
 
 
@@ -279,7 +292,9 @@ def month_problems(report, months: list[date]) -> dict[date, str]:
 
 
 RUN_TARGET_PREFIX = "run-"
-KEPT_MARKER = "KEEP"  # a failed build's target folder (compiled SQL, run_results.json); dbt's log is in the run's log folder
+KEPT_MARKER = (
+    "KEEP"  # a failed build's target folder (compiled SQL, run_results.json); dbt's log is in the run's log folder
+)
 KEPT_FAILED_BUILDS = 5
 
 
@@ -314,9 +329,7 @@ def build_dbt_assets(partitions_def: dg.TimeWindowPartitionsDefinition) -> list[
         name="monthly_dbt_models",
         pool=WAREHOUSE_POOL,
     )
-    def monthly_dbt_models(
-        context: dg.AssetExecutionContext, dbt: DbtCliResource, feature_store: FeatureStoreResource
-    ):
+    def monthly_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, feature_store: FeatureStoreResource):
         """Filter, aggregation and feature models for the run's months, in one dbt build."""
         settings = feature_store.settings
         window = context.partition_time_window
@@ -324,7 +337,9 @@ def build_dbt_assets(partitions_def: dg.TimeWindowPartitionsDefinition) -> list[
         months = month_range(first, last)
         selected = {key.path[-1] for key in context.selected_asset_keys}
 
-        target_root = dbt_project.project_dir / "target"  # first: a run that builds nothing cleans up after killed ones too
+        target_root = (
+            dbt_project.project_dir / "target"
+        )  # first: a run that builds nothing cleans up after killed ones too
         target_root.mkdir(parents=True, exist_ok=True)
         clean_dbt_targets(target_root)
         report = landing_zone_report(settings.raw_dir, months, contract_from_manifest(manifest))
@@ -347,10 +362,14 @@ def build_dbt_assets(partitions_def: dg.TimeWindowPartitionsDefinition) -> list[
             # the quality-check step will not run: record the filter models' failed row-count checks here (the contract:
             # "a month with no files: the month's filter assets fail their row-count check")
             for name in selected_monthly:
-                if _layer(monthly_models[name]) == "filter" and monthly_models[name].get("meta", {}).get("quality", {}).get("row_count_check", True):
+                if _layer(monthly_models[name]) == "filter" and monthly_models[name].get("meta", {}).get(
+                    "quality", {}
+                ).get("row_count_check", True):
                     context.instance.report_runless_asset_event(
                         dg.AssetCheckEvaluation(
-                            asset_key=dg.AssetKey([monthly_models[name]["schema"], name]), check_name="row_count", passed=False,
+                            asset_key=dg.AssetKey([monthly_models[name]["schema"], name]),
+                            check_name="row_count",
+                            passed=False,
                             severity=dg.AssetCheckSeverity.ERROR,
                             description="; ".join(f"{m:%Y-%m}: not built: {why}" for m, why in sorted(held.items())),
                             metadata={"failed_months": describe_months(held), "dagster_run_id": context.run_id},
@@ -362,16 +381,22 @@ def build_dbt_assets(partitions_def: dg.TimeWindowPartitionsDefinition) -> list[
         os.environ.update(settings.as_env())
         # A long backfill of large months is built a few months per dbt build, so DuckDB's memory stays
         # bounded; small months share one build. Builds run oldest first: each finds the history it reads.
-        landed = {t: {m: landed_rows(settings.raw_dir, t, m) for m in to_build} for t in EVENT_TABLES}  # a held month's files may be unreadable
+        landed = {
+            t: {m: landed_rows(settings.raw_dir, t, m) for m in to_build} for t in EVENT_TABLES
+        }  # a held month's files may be unreadable
         rows_by_month = {m: sum(landed[t][m] for t in EVENT_TABLES) for m in to_build}
-        chunks = [c for run in contiguous_runs(to_build) for c in build_chunks(run, rows_by_month, max_rows_per_build())]
+        chunks = [
+            c for run in contiguous_runs(to_build) for c in build_chunks(run, rows_by_month, max_rows_per_build())
+        ]
         # dbt holds the warehouse's write lock while it builds: collect its events, count rows once it is done
         events, failure, completed = MergedDbtEvents(), None, []
         dbt_log = dbt_log_path(settings.warehouse, context.run_id)  # dbt's full log of the run, kept (logs.py)
         # not history until its build finishes: a run killed inside dbt leaves its months failed, not accepted
         record_failed_months(
-            settings.warehouse, selected_monthly,
-            dict.fromkeys(to_build, f"its dbt build (run {context.run_id}) did not finish: re-run the month"), context.run_id,
+            settings.warehouse,
+            selected_monthly,
+            dict.fromkeys(to_build, f"its dbt build (run {context.run_id}) did not finish: re-run the month"),
+            context.run_id,
         )
         for chunk in chunks:
             # each invocation gets its own target folder, removed afterwards unless the build failed (dbt's error names its log)
@@ -379,31 +404,50 @@ def build_dbt_assets(partitions_def: dg.TimeWindowPartitionsDefinition) -> list[
             try:
                 events.add(
                     dbt.cli(
-                        ["build", "--exclude-resource-type", "unit_test", "--vars", json.dumps(dbt_vars(chunk[0], chunk[-1])),
-                         # plain text without colour codes: dbt's lines end up in files (the run's log, compute logs)
-                         "--log-path", str(dbt_log.parent), "--log-format-file", "text", "--no-use-colors"],
+                        [
+                            "build",
+                            "--exclude-resource-type",
+                            "unit_test",
+                            "--vars",
+                            json.dumps(dbt_vars(chunk[0], chunk[-1])),
+                            # plain text without colour codes: dbt's lines end up in files (the run's log, compute logs)
+                            "--log-path",
+                            str(dbt_log.parent),
+                            "--log-format-file",
+                            "text",
+                            "--no-use-colors",
+                        ],
                         target_path=target,
                         context=context,
                     ).stream()
                 )
             except Exception as error:  # report what dbt did build, then fail the step
                 target.mkdir(parents=True, exist_ok=True)
-                (target / KEPT_MARKER).write_text(f"dbt build of {describe_months(chunk)}, Dagster run {context.run_id}\n")
+                (target / KEPT_MARKER).write_text(
+                    f"dbt build of {describe_months(chunk)}, Dagster run {context.run_id}\n"
+                )
                 events.add(getattr(error, "events", []))
                 failure = error
                 try:
                     record_failed_months(
-                        settings.warehouse, selected_monthly,
-                        dict.fromkeys(chunk, f"dbt build failed (dbt log: {dbt_log}): {dbt_error_summary(str(error))[:300]}"),
+                        settings.warehouse,
+                        selected_monthly,
+                        dict.fromkeys(
+                            chunk, f"dbt build failed (dbt log: {dbt_log}): {dbt_error_summary(str(error))[:300]}"
+                        ),
                         context.run_id,
                     )
                 except duckdb.Error as ledger_error:  # never hide dbt's error behind the ledger's
-                    context.log.error(f"could not record {describe_months(chunk)} as failed in the ledger: {ledger_error}")
+                    context.log.error(
+                        f"could not record {describe_months(chunk)} as failed in the ledger: {ledger_error}"
+                    )
                 break
             shutil.rmtree(target, ignore_errors=True)
             completed += chunk
         if len(chunks) > 1:
-            context.log.info(f"built {describe_months(to_build)} in {len(chunks)} dbt builds: {[describe_months(c) for c in chunks]}")
+            context.log.info(
+                f"built {describe_months(to_build)} in {len(chunks)} dbt builds: {[describe_months(c) for c in chunks]}"
+            )
 
         if settings.on_spark:  # the DuckDB warehouse reads Spark's tables through views (docs/spark.md)
             not_yet = mirror_spark_tables(settings.warehouse, settings.spark_dir, model_columns(manifest))
@@ -421,7 +465,9 @@ def build_dbt_assets(partitions_def: dg.TimeWindowPartitionsDefinition) -> list[
                 rows = row_metadata[key.path[-1]]
                 event = event.with_metadata({**event.metadata, **rows.run})
                 for month, metadata in rows.by_month.items():  # each month's materialization gets its own counts
-                    context.add_asset_metadata(metadata, asset_key=key, partition_key=month.strftime(partitions_def.fmt))
+                    context.add_asset_metadata(
+                        metadata, asset_key=key, partition_key=month.strftime(partitions_def.fmt)
+                    )
             yield event
         # the months of the builds that succeeded are complete, even when a later build failed
         record_materialized_months(settings.warehouse, built, context.run_id)

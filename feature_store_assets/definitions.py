@@ -8,7 +8,11 @@ from dagster_dbt import DbtCliResource
 from feature_store_assets.checks.quality import build_quality_checks
 from feature_store_assets.dbt import build_dbt_assets, dbt_project
 from feature_store_assets.dbt_process import dbt_executable
-from feature_store_assets.freshness import freshness_check_job, freshness_check_schedule, latest_complete_month_published
+from feature_store_assets.freshness import (
+    freshness_check_job,
+    freshness_check_schedule,
+    latest_complete_month_published,
+)
 from feature_store_assets.logs import run_loggers
 from feature_store_assets.partitions import monthly_partitions
 from feature_store_assets.publish import analytics_database
@@ -26,7 +30,14 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     partitions_def = monthly_partitions(settings)
     job = monthly_job(partitions_def)
     return dg.Definitions(
-        assets=[*landing_zone_specs(partitions_def), zip_income, client_zip_income, *build_dbt_assets(partitions_def), feature_catalog, analytics_database],
+        assets=[
+            *landing_zone_specs(partitions_def),
+            zip_income,
+            client_zip_income,
+            *build_dbt_assets(partitions_def),
+            feature_catalog,
+            analytics_database,
+        ],
         asset_checks=[build_quality_checks(), latest_complete_month_published],
         jobs=[job, freshness_check_job],
         schedules=[monthly_schedule(job), freshness_check_schedule],

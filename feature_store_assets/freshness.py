@@ -88,42 +88,60 @@ def freshness(latest_published: date | None, latest_landed: date | None, now: da
     }
     if latest_published is None:
         if latest_landed is None:
-            return Freshness(UNPUBLISHED, f"nothing is published, and the landing zone {source} holds no complete month yet.",
-                             "WARN", metadata)
+            return Freshness(
+                UNPUBLISHED,
+                f"nothing is published, and the landing zone {source} holds no complete month yet.",
+                "WARN",
+                metadata,
+            )
         overdue = month_due(latest_landed) <= now
         when = _due(latest_landed, now) if overdue else f"is due at {month_due(latest_landed):%Y-%m-%d %H:%M} UTC"
         return Freshness(
             UNPUBLISHED,
             f"nothing is published; the landing zone {source} holds complete months up to {landed}, which {when}. "
             "Materialize from FEATURE_STORE_START_MONTH (docs/operations.md).",
-            "ERROR" if overdue else "WARN", {**metadata, "due_at": month_due(latest_landed).isoformat()},
+            "ERROR" if overdue else "WARN",
+            {**metadata, "due_at": month_due(latest_landed).isoformat()},
         )
     if latest_published >= due_month:
         pending = ""
         if latest_landed and latest_landed > latest_published:
-            pending = f"; {format_month(add_months(latest_published, 1))} has landed and is due at " \
-                      f"{month_due(add_months(latest_published, 1)):%Y-%m-%d %H:%M} UTC"
-        return Freshness(FRESH, f"the analytics file holds {published}; {format_month(due_month)} was the latest month due{pending}",
-                         metadata=metadata)
+            pending = (
+                f"; {format_month(add_months(latest_published, 1))} has landed and is due at "
+                f"{month_due(add_months(latest_published, 1)):%Y-%m-%d %H:%M} UTC"
+            )
+        return Freshness(
+            FRESH,
+            f"the analytics file holds {published}; {format_month(due_month)} was the latest month due{pending}",
+            metadata=metadata,
+        )
     awaited = add_months(latest_published, 1)  # due: awaited <= due_month
-    metadata |= {"awaited_month": format_month(awaited), "due_at": month_due(awaited).isoformat(),
-                 "days_late": (now - month_due(awaited)).days}
+    metadata |= {
+        "awaited_month": format_month(awaited),
+        "due_at": month_due(awaited).isoformat(),
+        "days_late": (now - month_due(awaited)).days,
+    }
     if latest_landed is not None and latest_landed > latest_published:
         return Freshness(
             OVERDUE,
             f"overdue: the analytics file holds {published}, but {format_month(awaited)} has landed in {source} and "
             f"{_due(awaited, now)}; the landing zone holds complete months up to {landed}. "
             "Materialize the missing months (docs/operations.md).",
-            "ERROR", metadata,
+            "ERROR",
+            metadata,
         )
-    newest = f"the landing zone's newest complete month, {landed}, is published" if latest_landed else \
-        f"the landing zone {source} holds no complete month"
+    newest = (
+        f"the landing zone's newest complete month, {landed}, is published"
+        if latest_landed
+        else f"the landing zone {source} holds no complete month"
+    )
     return Freshness(
         SOURCE_LATE,
         f"source late: {newest}; {format_month(awaited)} {_due(awaited, now)} and has not landed in "
         f"{source}/<table>/{MONTH_FOLDER}{format_month(awaited)}/ (tables: {', '.join(EVENT_TABLES)}). "
         "Nothing to materialize until it lands.",
-        "WARN", metadata,
+        "WARN",
+        metadata,
     )
 
 
@@ -189,7 +207,9 @@ def latest_published_month(analytics: Path) -> date | None:
 )
 def latest_complete_month_published(feature_store: FeatureStoreResource) -> dg.AssetCheckResult:
     settings = feature_store.settings
-    return freshness_result(current_freshness(latest_published_month(settings.analytics), settings.raw_dir, datetime.now(UTC)))
+    return freshness_result(
+        current_freshness(latest_published_month(settings.analytics), settings.raw_dir, datetime.now(UTC))
+    )
 
 
 freshness_check_job = dg.define_asset_job(

@@ -165,7 +165,9 @@ def value_problems(parquet: pq.ParquetFile, path: Path, name: str, contract_type
         counts = " and ".join(f"{n} {what}" for n, what in ((nan, "NaN"), (infinite, "infinite")) if n)
         problems.append(f"{where} has {counts} value(s), which the contract's {contract_type} cannot hold")
     if low is not None and not (wanted.holds(low) and wanted.holds(high)):
-        problems.append(f"{where} has values outside the contract's {contract_type} ({wanted}): smallest {low}, largest {high}")
+        problems.append(
+            f"{where} has values outside the contract's {contract_type} ({wanted}): smallest {low}, largest {high}"
+        )
     return problems
 
 
@@ -231,7 +233,11 @@ def reference_problems(raw_dir: Path, contract: Mapping[str, Mapping[str, str]])
     problems = []
     for table in REFERENCE_TABLES:
         path = raw_dir / f"{table}.parquet"
-        problems += file_problems(path, contract[table], REFERENCE_KEYS[table]) if path.exists() else [f"{path}: file not found"]
+        problems += (
+            file_problems(path, contract[table], REFERENCE_KEYS[table])
+            if path.exists()
+            else [f"{path}: file not found"]
+        )
     return problems
 
 
@@ -289,14 +295,17 @@ def landing_zone_report(
     by_month, empty_tables = {}, {}
     for month in months:
         files = {table: landing_files(raw_dir, table, month) for table in EVENT_TABLES}
-        by_month[month] = [problem for table in EVENT_TABLES for path in files[table] for problem in file_problems(path, contract[table])]
+        by_month[month] = [
+            problem
+            for table in EVENT_TABLES
+            for path in files[table]
+            for problem in file_problems(path, contract[table])
+        ]
         empty_tables[month] = [table for table in EVENT_TABLES if not files[table]]
     return LandingZoneReport(reference_problems(raw_dir, contract), by_month, empty_tables)
 
 
-def validate_landing_zone(
-    raw_dir: Path, months: Iterable[date], contract: Mapping[str, Mapping[str, str]]
-) -> None:
+def validate_landing_zone(raw_dir: Path, months: Iterable[date], contract: Mapping[str, Mapping[str, str]]) -> None:
     """Raise LandingZoneError listing every bad file of the reference tables and of the given months.
 
     A month without files is not an error here: it yields no rows and fails its row-count check.

@@ -58,7 +58,9 @@ def dbt_log_path(warehouse: Path, run_id: str) -> Path:
 def prune_run_logs(warehouse: Path, keep: int = KEPT_RUN_LOGS) -> list[Path]:
     """Remove all but the newest `keep` runs' log folders; returns the folders removed."""
     root = Path(warehouse).parent / RUN_LOGS_FOLDER
-    folders = sorted((f for f in root.glob("*") if f.is_dir()), key=lambda f: f.stat().st_mtime) if root.is_dir() else []
+    folders = (
+        sorted((f for f in root.glob("*") if f.is_dir()), key=lambda f: f.stat().st_mtime) if root.is_dir() else []
+    )
     removed = folders[: max(len(folders) - keep, 0)]
     for folder in removed:
         shutil.rmtree(folder, ignore_errors=True)

@@ -67,9 +67,7 @@ def describe_months(months: Iterable[date]) -> str:
             ranges[-1] = (ranges[-1][0], month)
         else:
             ranges.append((month, month))
-    return ", ".join(
-        format_month(a) if a == b else f"{format_month(a)}..{format_month(b)}" for a, b in ranges
-    )
+    return ", ".join(format_month(a) if a == b else f"{format_month(a)}..{format_month(b)}" for a, b in ranges)
 
 
 def build_chunks(months: Sequence[date], rows: Mapping[date, int], max_rows: int) -> list[list[date]]:

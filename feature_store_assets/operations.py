@@ -50,7 +50,9 @@ def open_instance(dagster_home: Path) -> dg.DagsterInstance:
     from feature_store_assets.runs import reap_dead_runs
 
     if not (dagster_home / "dagster.yaml").exists():
-        raise ConfigurationError(f"{dagster_home}/dagster.yaml not found: copy {SHIPPED_DAGSTER_HOME}/dagster.yaml there")
+        raise ConfigurationError(
+            f"{dagster_home}/dagster.yaml not found: copy {SHIPPED_DAGSTER_HOME}/dagster.yaml there"
+        )
     with open(dagster_home / ".prepare.lock", "a") as guard:
         fcntl.flock(guard, fcntl.LOCK_EX)
         instance = dg.DagsterInstance.from_config(str(dagster_home))
@@ -70,7 +72,16 @@ def prepare_instance(dagster_home: Path) -> None:
 
 def ui_command(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> list[str]:
     dagster = Path(sys.executable).parent / "dagster"
-    command = [str(dagster) if dagster.exists() else "dagster", "dev", "-w", str(WORKSPACE), "-h", host, "-p", str(port)]
+    command = [
+        str(dagster) if dagster.exists() else "dagster",
+        "dev",
+        "-w",
+        str(WORKSPACE),
+        "-h",
+        host,
+        "-p",
+        str(port),
+    ]
     if run_loggers() is not None:  # FEATURE_STORE_LOG_FORMAT=json: the webserver's and daemon's logs too
         command += ["--log-format", "json"]
     return command
@@ -85,7 +96,9 @@ def run_ui(settings: Settings, dagster_home: Path, host: str, port: int) -> None
     """Replace this process with `dagster dev` (Ctrl-C stops the webserver, the daemon and the runs' code server)."""
     dagster_home = dagster_home.resolve()
     prepare_instance(dagster_home)
-    print(f"Dagster UI on http://{host}:{port} (DAGSTER_HOME={dagster_home}, warehouse {settings.warehouse})", flush=True)
+    print(
+        f"Dagster UI on http://{host}:{port} (DAGSTER_HOME={dagster_home}, warehouse {settings.warehouse})", flush=True
+    )
     command = ui_command(host, port)
     os.chdir(REPO_DIR)
     os.execvpe(command[0], command, ui_environment(settings, dagster_home, os.environ))

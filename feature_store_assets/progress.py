@@ -133,7 +133,12 @@ class RunProgress:
     log on `err` (the operator's terminal, or the files standing for it)."""
 
     def __init__(
-        self, out: IO[str], err: IO[str], months: list[date], step_labels: Mapping[str, str], show_bar: bool = True,
+        self,
+        out: IO[str],
+        err: IO[str],
+        months: list[date],
+        step_labels: Mapping[str, str],
+        show_bar: bool = True,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.out, self.err, self.months, self.step_labels, self.clock = out, err, months, step_labels, clock
@@ -178,7 +183,9 @@ class RunProgress:
                 outcome = "passed" if data.passed else f"failed ({data.severity.value})"
                 self._steps[step_key].checks[outcome] = self._steps[step_key].checks.get(outcome, 0) + 1
             elif kind in ("STEP_SUCCESS", "STEP_FAILURE", "STEP_SKIPPED"):
-                self._finish_step(step_key, {"STEP_SUCCESS": "ok", "STEP_FAILURE": "FAILED", "STEP_SKIPPED": "skipped"}[kind])
+                self._finish_step(
+                    step_key, {"STEP_SUCCESS": "ok", "STEP_FAILURE": "FAILED", "STEP_SKIPPED": "skipped"}[kind]
+                )
 
     def on_dbt_line(self, line: str) -> None:
         """A line dbt printed (through dagster-dbt's echo)."""
@@ -230,7 +237,9 @@ class RunProgress:
     def _on_log_message(self, level: int, message: str) -> None:
         if message.startswith("Running dbt command"):
             self._build_months = build_months(message) or []
-        elif level >= 30 and not message.startswith("Dependencies for step"):  # WARNING and up; skipped steps get a line
+        elif level >= 30 and not message.startswith(
+            "Dependencies for step"
+        ):  # WARNING and up; skipped steps get a line
             self._print(indent_message(message, "warning: " if level < 40 else "error: "), self.err)
 
     def _finish_step(self, step_key: str, outcome: str) -> None:
@@ -295,7 +304,9 @@ class LineSink(io.TextIOBase):
     It has no file descriptor, so Dagster's compute-log capture leaves it alone.
     """
 
-    def __init__(self, file: IO[str], on_line: Callable[[str], None] | None = None, echo: IO[str] | None = None) -> None:
+    def __init__(
+        self, file: IO[str], on_line: Callable[[str], None] | None = None, echo: IO[str] | None = None
+    ) -> None:
         super().__init__()
         self.file, self.on_line, self.echo = file, on_line, echo
         self._partial = ""

@@ -53,7 +53,10 @@ STAGING_SUFFIX = ".publishing"
 
 def monthly_tables(manifest: Mapping) -> dict[tuple[str, str], tuple[str, str]]:
     """(schema, table) -> (model, month column) of every month-incremental dbt model."""
-    return {(node["schema"], name): (name, node["config"]["unique_key"]) for name, node in monthly_models_by_name(manifest).items()}
+    return {
+        (node["schema"], name): (name, node["config"]["unique_key"])
+        for name, node in monthly_models_by_name(manifest).items()
+    }
 
 
 def _staging_path(analytics: Path, pid: int) -> Path:
@@ -106,7 +109,9 @@ def publish_analytics(
     months = sorted(set(months)) if months is not None else None
     if monthly is None:
         monthly = {key: (column, None) for key, (_, column) in monthly_tables(load_manifest()).items()}
-    monthly = {key: (column, None if allowed is None else sorted(set(allowed))) for key, (column, allowed) in monthly.items()}
+    monthly = {
+        key: (column, None if allowed is None else sorted(set(allowed))) for key, (column, allowed) in monthly.items()
+    }
     rows: dict[str, int] = {}
     try:
         incremental = months is not None and analytics.exists()
@@ -175,15 +180,19 @@ class MonthsHeldBack(dg.Failure):
 def held_back_report(states: Mapping[date, object]) -> str:
     """One line per month the run held back, with its reason (from the ledger)."""
     return "\n".join(
-        f"  {month:%Y-%m} {state.status}: {state.reason or 'no reason recorded'}" for month, state in sorted(states.items())
+        f"  {month:%Y-%m} {state.status}: {state.reason or 'no reason recorded'}"
+        for month, state in sorted(states.items())
     )
 
 
 def published_models(manifest: Mapping) -> list[dg.AssetKey]:
     """The dbt models whose tables the analytics file holds (every model in a published schema), as asset keys."""
     return sorted(
-        (dg.AssetKey([node["schema"], node["name"]]) for node in manifest["nodes"].values()
-         if node["resource_type"] == "model" and node["schema"] in PUBLISHED_SCHEMAS),
+        (
+            dg.AssetKey([node["schema"], node["name"]])
+            for node in manifest["nodes"].values()
+            if node["resource_type"] == "model" and node["schema"] in PUBLISHED_SCHEMAS
+        ),
         key=lambda key: key.path,
     )
 
@@ -192,8 +201,12 @@ def published_models(manifest: Mapping) -> list[dg.AssetKey]:
     key=["publish", "analytics_database"],
     group_name="publish",
     # every dbt model of the published schemas (from the manifest), and the Python assets that write them
-    deps=[*published_models(load_manifest()), dg.AssetKey(["features", "feature_catalog"]),
-          dg.AssetKey(["reference", "zip_income"]), dg.AssetKey(["reference", "client_zip_income"])],
+    deps=[
+        *published_models(load_manifest()),
+        dg.AssetKey(["features", "feature_catalog"]),
+        dg.AssetKey(["reference", "zip_income"]),
+        dg.AssetKey(["reference", "client_zip_income"]),
+    ],
     pool=WAREHOUSE_POOL,
     kinds={"duckdb"},
     description="The read-only analytics file (FEATURE_STORE_ANALYTICS) analysts and the serving layer open: "
@@ -223,7 +236,11 @@ def analytics_database(context, feature_store: FeatureStoreResource):
             ) from error
         with connect(settings.warehouse) as con:  # after the swap: a kill before this re-publishes the months next time
             mark_published(con, pending)
-    held = {m: s for m, s in month_states(settings.warehouse, run_id=context.run_id).items() if s.status in (BLOCKED, FAILED)}
+    held = {
+        m: s
+        for m, s in month_states(settings.warehouse, run_id=context.run_id).items()
+        if s.status in (BLOCKED, FAILED)
+    }
     yield dg.MaterializeResult(
         metadata={
             "duration_seconds": round(time.perf_counter() - began, 3),
@@ -241,5 +258,8 @@ def analytics_database(context, feature_store: FeatureStoreResource):
             f"{describe_months(held)}, not published:\n{held_back_report(held)}\n"
             "Fix the input and re-run the month, or accept a blocked month as it is: feature-store accept --month YYYY-MM "
             "--reason '...' (docs/quality.md).",
-            metadata={"held_back_months": describe_months(held), "published_months": describe_months(pending) or "none"},
+            metadata={
+                "held_back_months": describe_months(held),
+                "published_months": describe_months(pending) or "none",
+            },
         )

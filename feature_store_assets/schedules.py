@@ -19,7 +19,8 @@ def monthly_job(partitions_def: dg.PartitionsDefinition) -> dg.UnresolvedAssetJo
 
     return dg.define_asset_job(
         MONTHLY_JOB,
-        selection=dg.AssetSelection.groups(*PIPELINE_GROUPS) - dg.AssetSelection.checks(latest_complete_month_published),
+        selection=dg.AssetSelection.groups(*PIPELINE_GROUPS)
+        - dg.AssetSelection.checks(latest_complete_month_published),
         partitions_def=partitions_def,
         description="Reference data, then the filter, aggregation and feature layers for one month or a range of months, then the analytics file.",
     )

@@ -60,9 +60,7 @@ class Settings:
 
         start_month = env.get("FEATURE_STORE_START_MONTH") or DEFAULTS["FEATURE_STORE_START_MONTH"]
         if not _MONTH.match(start_month):
-            raise ConfigurationError(
-                f"FEATURE_STORE_START_MONTH must be YYYY-MM, got {start_month!r}"
-            )
+            raise ConfigurationError(f"FEATURE_STORE_START_MONTH must be YYYY-MM, got {start_month!r}")
         quality_mode = env.get("FEATURE_STORE_QUALITY_MODE") or "enforce"
         if quality_mode not in QUALITY_MODES:
             raise ConfigurationError(f"FEATURE_STORE_QUALITY_MODE must be one of {QUALITY_MODES}, got {quality_mode!r}")
@@ -94,7 +92,9 @@ class Settings:
         from feature_store_assets.landing_zone import REFERENCE_TABLES
 
         env = os.environ if env is None else env
-        missing = [f"{table}.parquet" for table in REFERENCE_TABLES if not (self.raw_dir / f"{table}.parquet").is_file()]
+        missing = [
+            f"{table}.parquet" for table in REFERENCE_TABLES if not (self.raw_dir / f"{table}.parquet").is_file()
+        ]
         if not self.raw_dir.is_dir() or missing:
             problem = "does not exist" if not self.raw_dir.is_dir() else f"holds no {' and no '.join(missing)}"
             raise ConfigurationError(

@@ -15,7 +15,9 @@ DESCRIPTIONS = {
 
 def landing_zone_specs(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetSpec]:
     specs = [
-        dg.AssetSpec(["landing_zone", table], group_name="landing_zone", description=DESCRIPTIONS[table], kinds={"parquet"})
+        dg.AssetSpec(
+            ["landing_zone", table], group_name="landing_zone", description=DESCRIPTIONS[table], kinds={"parquet"}
+        )
         for table in REFERENCE_TABLES
     ]
     specs += [

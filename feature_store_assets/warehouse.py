@@ -108,13 +108,16 @@ def _replace_ledger_rows(path: Path, rows: list[tuple]) -> None:
 def record_materialized_months(path: Path, model_rows: dict[str, dict[date, int]], run_id: str) -> None:
     """Mark each (model, month) as built by this run, with its row count (not yet judged, not published)."""
     _replace_ledger_rows(
-        path, [(m, month, n, run_id, BUILT, None) for m, by_month in model_rows.items() for month, n in by_month.items()]
+        path,
+        [(m, month, n, run_id, BUILT, None) for m, by_month in model_rows.items() for month, n in by_month.items()],
     )
 
 
 def record_failed_months(path: Path, models: Iterable[str], reasons: Mapping[date, str], run_id: str) -> None:
     """Mark each model's month as failed by this run, with the reason (its rows are not history for later months)."""
-    _replace_ledger_rows(path, [(m, month, None, run_id, FAILED, why) for m in models for month, why in reasons.items()])
+    _replace_ledger_rows(
+        path, [(m, month, None, run_id, FAILED, why) for m in models for month, why in reasons.items()]
+    )
 
 
 def record_verdicts(path: Path, run_id: str, months: Iterable[date], blocked: Mapping[date, str]) -> None:
@@ -193,7 +196,9 @@ def publishable_months(path: Path) -> dict[str, set[date]]:
     with connect(path, read_only=True) as con:
         if not table_exists(con, "quality", "materialized_months"):
             return {}
-        rows = con.execute(f"select model, month from {LEDGER} where coalesce(status, ?) = ?", [ACCEPTED, ACCEPTED]).fetchall()
+        rows = con.execute(
+            f"select model, month from {LEDGER} where coalesce(status, ?) = ?", [ACCEPTED, ACCEPTED]
+        ).fetchall()
     found: dict[str, set[date]] = {}
     for model, month in rows:
         found.setdefault(model, set()).add(month)
@@ -207,9 +212,12 @@ def months_to_publish(path: Path) -> list[date]:
     with connect(path, read_only=True) as con:
         if not table_exists(con, "quality", "materialized_months"):
             return []
-        _has_status = {row[0] for row in con.execute(
-            "select column_name from duckdb_columns() where schema_name = 'quality' and table_name = 'materialized_months'"
-        ).fetchall()} >= {"status", "published_at"}
+        _has_status = {
+            row[0]
+            for row in con.execute(
+                "select column_name from duckdb_columns() where schema_name = 'quality' and table_name = 'materialized_months'"
+            ).fetchall()
+        } >= {"status", "published_at"}
         if not _has_status:  # a ledger from before months were judged: everything it holds
             return [row[0] for row in con.execute(f"select distinct month from {LEDGER} order by 1").fetchall()]
         found = con.execute(
@@ -296,7 +304,8 @@ def mirror_spark_tables(path: Path, spark_dir: Path, tables: Mapping[tuple[str, 
     with connect(path) as con:
         for (schema, table), descriptions in sorted(tables.items()):
             kind = con.execute(
-                "select table_type from information_schema.tables where table_schema = ? and table_name = ?", [schema, table]
+                "select table_type from information_schema.tables where table_schema = ? and table_name = ?",
+                [schema, table],
             ).fetchone()
             if kind and kind[0] != "VIEW":
                 raise SparkWarehouseError(
@@ -313,8 +322,11 @@ def mirror_spark_tables(path: Path, spark_dir: Path, tables: Mapping[tuple[str, 
                 f"create or replace view {relation} as "
                 f"select * from read_parquet({sql_string(str(folder / '**' / '*.parquet'))}, hive_partitioning = true)"
             )
-            columns = {row[0] for row in con.execute(
-                "select column_name from duckdb_columns() where schema_name = ? and table_name = ?", [schema, table]
-            ).fetchall()}
+            columns = {
+                row[0]
+                for row in con.execute(
+                    "select column_name from duckdb_columns() where schema_name = ? and table_name = ?", [schema, table]
+                ).fetchall()
+            }
             comment_on_columns(con, relation, {c: d for c, d in descriptions.items() if c in columns})
     return empty

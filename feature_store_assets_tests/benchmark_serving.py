@@ -37,7 +37,8 @@ def training(path: Path) -> None:
     entities = pd.DataFrame(
         {
             "client_id": rng.integers(0, int(CLIENTS * 1.05), ROWS),  # 5% unknown clients
-            "event_timestamp": pd.Timestamp("2022-01-01") + pd.to_timedelta(rng.integers(0, 26 * 30 * 86400, ROWS), unit="s"),
+            "event_timestamp": pd.Timestamp("2022-01-01")
+            + pd.to_timedelta(rng.integers(0, 26 * 30 * 86400, ROWS), unit="s"),
             "label": rng.integers(0, 2, ROWS),
         }
     )
@@ -99,7 +100,9 @@ def over_http(path: Path) -> None:
         print(f"HTTP inference, {label}: {percentiles(timings, 1e3)} ms")
     rows = [{"client_id": c, "event_timestamp": "2023-06-15T12:00:00"} for c in ids * 4][:10_000]
     began = time.perf_counter()
-    connection.request("POST", f"{PREFIX}/training", json.dumps({"rows": rows}).encode(), {"content-type": "application/json"})
+    connection.request(
+        "POST", f"{PREFIX}/training", json.dumps({"rows": rows}).encode(), {"content-type": "application/json"}
+    )
     response = connection.getresponse()
     response.read()
     print(f"HTTP training, 10,000 rows x 31 features: {time.perf_counter() - began:.2f} s (status {response.status})")

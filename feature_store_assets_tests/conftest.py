@@ -62,7 +62,9 @@ def instance_home_copy(home: Path) -> Path:
     return home
 
 
-def configure(monkeypatch, root: Path, raw_dir: Path, start_month: str = "2023-01", zip_income: Path = SAMPLE_ZIP_INCOME) -> FeatureStore:
+def configure(
+    monkeypatch, root: Path, raw_dir: Path, start_month: str = "2023-01", zip_income: Path = SAMPLE_ZIP_INCOME
+) -> FeatureStore:
     env = {
         "FEATURE_STORE_RAW_DIR": str(raw_dir),
         "FEATURE_STORE_WAREHOUSE": str(root / "warehouse.duckdb"),

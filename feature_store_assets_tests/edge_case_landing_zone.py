@@ -71,27 +71,50 @@ class Expectation:
 # Hand-computed from the rows below; checked against the reference and the pipeline.
 EXPECTED_VALUES = [
     # January
-    Expectation("re-delivered copy, null revenue and Feb 1 00:00 filed in Jan do not count",
-                "2024-01", 101, "inclinic_revenue_1m", 155.75),
-    Expectation("cancelled, refunded, CURBSIDE, THIRD_PARTY and duplicate orders never count",
-                "2024-01", 101, "hd_revenue_12m", 60.0),
+    Expectation(
+        "re-delivered copy, null revenue and Feb 1 00:00 filed in Jan do not count",
+        "2024-01",
+        101,
+        "inclinic_revenue_1m",
+        155.75,
+    ),
+    Expectation(
+        "cancelled, refunded, CURBSIDE, THIRD_PARTY and duplicate orders never count",
+        "2024-01",
+        101,
+        "hd_revenue_12m",
+        60.0,
+    ),
     Expectation("one completed HD order", "2024-01", 101, "hd_orders_12m", 1),
     Expectation("hd share = 60 / (155.75 + 60)", "2024-01", 101, "hd_revenue_share_12m", 60 / 215.75),
-    Expectation("two purchases on Jan 3 are one visit, Jan 20 at another clinic a second",
-                "2024-01", 101, "inclinic_visits_12m", 2),
-    Expectation("last purchase Jan 20 (other clinic), 11 days before Jan 31",
-                "2024-01", 101, "days_since_last_purchase", 11),
+    Expectation(
+        "two purchases on Jan 3 are one visit, Jan 20 at another clinic a second",
+        "2024-01",
+        101,
+        "inclinic_visits_12m",
+        2,
+    ),
+    Expectation(
+        "last purchase Jan 20 (other clinic), 11 days before Jan 31", "2024-01", 101, "days_since_last_purchase", 11
+    ),
     Expectation("vaccine share of in-clinic revenue", "2024-01", 101, "inclinic_share_vaccines_12m", 80 / 155.75),
     Expectation("tenure from created_at's date (2023-06-15) to E", "2024-01", 101, "tenure_days", 231),
-    Expectation("149.70 + 0.10 + 0.20 ties exactly with three other 150.00 (8 of 14 below)",
-                "2024-01", 102, "total_revenue_pctl_global_12m", 8 / 14),
+    Expectation(
+        "149.70 + 0.10 + 0.20 ties exactly with three other 150.00 (8 of 14 below)",
+        "2024-01",
+        102,
+        "total_revenue_pctl_global_12m",
+        8 / 14,
+    ),
     Expectation("global tie, HD-only 150.00", "2024-01", 103, "total_revenue_pctl_global_12m", 8 / 14),
     Expectation("global tie, clinic 2", "2024-01", 201, "total_revenue_pctl_global_12m", 8 / 14),
     Expectation("global tie, clinic 3", "2024-01", 301, "total_revenue_pctl_global_12m", 8 / 14),
     Expectation("tie within clinic 1 (7 of 11 below)", "2024-01", 102, "total_revenue_pctl_in_clinic_12m", 7 / 11),
     Expectation("tie within clinic 1, other side", "2024-01", 103, "total_revenue_pctl_in_clinic_12m", 7 / 11),
     Expectation("HD-only client ranks first on HD in clinic 1", "2024-01", 103, "hd_revenue_pctl_in_clinic_12m", 1.0),
-    Expectation("clinic revenue sums the home clinic's eligible clients", "2024-01", 101, "clinic_revenue_12m", 1100.75),
+    Expectation(
+        "clinic revenue sums the home clinic's eligible clients", "2024-01", 101, "clinic_revenue_12m", 1100.75
+    ),
     Expectation("clinic 1 ranks above the tied clinics 2 and 3", "2024-01", 101, "clinic_revenue_pctl_global_12m", 1.0),
     Expectation("clinics 2 and 3 tie at 150.00", "2024-01", 201, "clinic_revenue_pctl_global_12m", 0.0),
     Expectation("clinics 3 and 2 tie at 150.00", "2024-01", 301, "clinic_revenue_pctl_global_12m", 0.0),
@@ -131,8 +154,9 @@ EXPECTED_VALUES = [
     Expectation("a completed HD order of 0.00 is an order", "2024-02", 111, "hd_orders_12m", 1),
     Expectation("a completed HD order of 0.00 is a purchase", "2024-02", 111, "days_since_last_purchase", 19),
     Expectation("Feb 1 00:00:00 is February", "2024-02", 112, "hd_revenue_1m", 88.8),
-    Expectation("Mar 1 filed in Feb rejected; order attributed to another clinic counts",
-                "2024-02", 101, "hd_revenue_1m", 20.0),
+    Expectation(
+        "Mar 1 filed in Feb rejected; order attributed to another clinic counts", "2024-02", 101, "hd_revenue_1m", 20.0
+    ),
     Expectation("two purchases on Feb 14 are one visit", "2024-02", 101, "inclinic_visits_12m", 3),
     Expectation("January session filed in February rejected", "2024-02", 113, "web_sessions_3m", 1),
     Expectation("two orders in one session", "2024-02", 113, "web_conversion_rate_3m", 2.0),
@@ -188,49 +212,59 @@ NEVER_FEATURED_CLIENTS = {401, 501, 601}  # home clinics in_progress, not_starte
 NEVER_FEATURED_CLINICS = {4, 5, 6}
 
 
-CLINICS_SCHEMA = pa.schema([
-    ("clinic_id", pa.int64()),
-    ("clinic_name", pa.string()),
-    ("practice_type", pa.string()),
-    ("zip_code", pa.string()),
-    ("state", pa.string()),
-    ("integration_status", pa.string()),
-    ("integration_completed_at", pa.date32()),
-])
-CLIENTS_SCHEMA = pa.schema([
-    ("client_id", pa.int64()),
-    ("clinic_id", pa.int64()),
-    ("zip_code", pa.string()),
-    ("created_at", pa.timestamp("us")),
-])
-INCLINIC_SCHEMA = pa.schema([
-    ("transaction_id", pa.int64()),
-    ("client_id", pa.int64()),
-    ("clinic_id", pa.int64()),
-    ("transaction_ts", pa.timestamp("us")),
-    ("product_category", pa.string()),
-    ("quantity", pa.int32()),
-    ("revenue", pa.decimal128(12, 2)),
-])
-ONLINE_SCHEMA = pa.schema([
-    ("transaction_id", pa.int64()),
-    ("client_id", pa.int64()),
-    ("clinic_id", pa.int64()),
-    ("transaction_ts", pa.timestamp("us")),
-    ("channel", pa.string()),
-    ("product_category", pa.string()),
-    ("revenue", pa.decimal128(12, 2)),
-    ("status", pa.string()),
-])
-WEB_SCHEMA = pa.schema([
-    ("session_id", pa.int64()),
-    ("client_id", pa.int64()),
-    ("session_start_ts", pa.timestamp("us")),
-    ("page_views", pa.int32()),
-    ("product_views", pa.int32()),
-    ("add_to_cart_events", pa.int32()),
-    ("orders", pa.int32()),
-])
+CLINICS_SCHEMA = pa.schema(
+    [
+        ("clinic_id", pa.int64()),
+        ("clinic_name", pa.string()),
+        ("practice_type", pa.string()),
+        ("zip_code", pa.string()),
+        ("state", pa.string()),
+        ("integration_status", pa.string()),
+        ("integration_completed_at", pa.date32()),
+    ]
+)
+CLIENTS_SCHEMA = pa.schema(
+    [
+        ("client_id", pa.int64()),
+        ("clinic_id", pa.int64()),
+        ("zip_code", pa.string()),
+        ("created_at", pa.timestamp("us")),
+    ]
+)
+INCLINIC_SCHEMA = pa.schema(
+    [
+        ("transaction_id", pa.int64()),
+        ("client_id", pa.int64()),
+        ("clinic_id", pa.int64()),
+        ("transaction_ts", pa.timestamp("us")),
+        ("product_category", pa.string()),
+        ("quantity", pa.int32()),
+        ("revenue", pa.decimal128(12, 2)),
+    ]
+)
+ONLINE_SCHEMA = pa.schema(
+    [
+        ("transaction_id", pa.int64()),
+        ("client_id", pa.int64()),
+        ("clinic_id", pa.int64()),
+        ("transaction_ts", pa.timestamp("us")),
+        ("channel", pa.string()),
+        ("product_category", pa.string()),
+        ("revenue", pa.decimal128(12, 2)),
+        ("status", pa.string()),
+    ]
+)
+WEB_SCHEMA = pa.schema(
+    [
+        ("session_id", pa.int64()),
+        ("client_id", pa.int64()),
+        ("session_start_ts", pa.timestamp("us")),
+        ("page_views", pa.int32()),
+        ("product_views", pa.int32()),
+        ("add_to_cart_events", pa.int32()),
+        ("orders", pa.int32()),
+    ]
+)
 
 
 def _ts(text: str) -> dt.datetime:
@@ -253,23 +287,23 @@ CLINICS = [
 
 CLIENTS = [
     # clinic 1
-    (101, 1, "2134", _ts("2023-06-15 10:30:00")),        # 4 digits, lost leading zero -> 02134
-    (102, 1, "02134", _ts("2023-01-01 00:00:00")),       # plain 5-digit ZIP
+    (101, 1, "2134", _ts("2023-06-15 10:30:00")),  # 4 digits, lost leading zero -> 02134
+    (102, 1, "02134", _ts("2023-01-01 00:00:00")),  # plain 5-digit ZIP
     (103, 1, "10001-1234", _ts("2023-09-30 23:59:59")),  # ZIP+4 -> 10001
-    (104, 1, "100011234", _ts("2023-11-11 08:00:00")),   # nine digits -> 10001
-    (105, 1, None, _ts("2023-12-01 09:00:00")),          # null ZIP; no activity at all
-    (106, 1, "501", _ts("2024-02-10 14:00:00")),         # 3 digits -> 00501; created after Jan's E
-    (107, 1, "", _ts("2024-02-01 00:00:00")),            # blank ZIP; created exactly at Jan's E
-    (108, 1, " \t ", _ts("2022-05-05 12:00:00")),        # white space only -> missing
-    (109, 1, "ABCDE", _ts("2023-03-03 03:03:03")),       # junk -> invalid
-    (110, 1, "00000", _ts("2023-04-04 00:00:00")),       # 00000 -> invalid
-    (111, 1, "94105", _ts("2023-05-05 00:00:00")),       # valid, not in the income source
-    (112, 1, " 60601 ", _ts("2023-07-07 07:07:07")),     # surrounded by spaces -> 60601
-    (113, 1, "30301", _ts("2023-08-08 00:00:00")),       # same average AGI as 60601 (pctl tie)
-    (114, 1, "123456", _ts("2023-02-02 00:00:00")),      # six digits -> invalid
+    (104, 1, "100011234", _ts("2023-11-11 08:00:00")),  # nine digits -> 10001
+    (105, 1, None, _ts("2023-12-01 09:00:00")),  # null ZIP; no activity at all
+    (106, 1, "501", _ts("2024-02-10 14:00:00")),  # 3 digits -> 00501; created after Jan's E
+    (107, 1, "", _ts("2024-02-01 00:00:00")),  # blank ZIP; created exactly at Jan's E
+    (108, 1, " \t ", _ts("2022-05-05 12:00:00")),  # white space only -> missing
+    (109, 1, "ABCDE", _ts("2023-03-03 03:03:03")),  # junk -> invalid
+    (110, 1, "00000", _ts("2023-04-04 00:00:00")),  # 00000 -> invalid
+    (111, 1, "94105", _ts("2023-05-05 00:00:00")),  # valid, not in the income source
+    (112, 1, " 60601 ", _ts("2023-07-07 07:07:07")),  # surrounded by spaces -> 60601
+    (113, 1, "30301", _ts("2023-08-08 00:00:00")),  # same average AGI as 60601 (pctl tie)
+    (114, 1, "123456", _ts("2023-02-02 00:00:00")),  # six digits -> invalid
     # clinic 2
     (201, 2, "73301", _ts("2023-10-10 00:00:00")),
-    (202, 2, "12", _ts("2023-10-11 00:00:00")),          # two digits -> invalid; no activity
+    (202, 2, "12", _ts("2023-10-11 00:00:00")),  # two digits -> invalid; no activity
     # clinic 3: its single eligible client
     (301, 3, "10001", _ts("2023-01-15 00:00:00")),
     # non-complete clinics: never featured, even with activity
@@ -288,53 +322,53 @@ INCLINIC_BY_FOLDER: dict[str, list[tuple]] = {
     "2024-01": [
         (1101, 101, 1, _ts("2024-01-03 09:15:00"), "vaccines", 1, "80.00"),
         (1102, 101, 1, _ts("2024-01-03 09:20:00"), "diagnostics", 1, "45.50"),  # same date as 1101: one visit
-        (1103, 101, 2, _ts("2024-01-20 16:00:00"), "pharmacy", 2, "30.25"),     # at a clinic other than home
+        (1103, 101, 2, _ts("2024-01-20 16:00:00"), "pharmacy", 2, "30.25"),  # at a clinic other than home
         (1104, 102, 1, _ts("2024-01-08 10:00:00"), "food", 1, "149.70"),
         (1105, 102, 1, _ts("2024-01-09 10:00:00"), "food", 1, "0.10"),
         (1106, 102, 1, _ts("2024-01-10 10:00:00"), "parasiticides", 1, "0.20"),  # 102 totals exactly 150.00
         (1107, 104, 1, _ts("2024-01-12 11:00:00"), "pharmacy", 1, "40.00"),
-        (1108, 109, 1, _ts("2024-01-05 14:00:00"), "dental", 1, "220.00"),       # 109's last purchase ever
+        (1108, 109, 1, _ts("2024-01-05 14:00:00"), "dental", 1, "220.00"),  # 109's last purchase ever
         (1109, 111, 1, _ts("2024-01-31 23:59:59.999999"), "surgery", 1, "300.00"),  # last instant of January
-        (1110, 111, 1, _ts("2024-01-31 08:00:00"), "vaccines", 1, "25.00"),     # same date as 1109: one visit
+        (1110, 111, 1, _ts("2024-01-31 08:00:00"), "vaccines", 1, "25.00"),  # same date as 1109: one visit
         (1111, 201, 2, _ts("2024-01-15 12:00:00"), "diagnostics", 1, "150.00"),
-        (1112, 301, 3, _ts("2024-01-22 09:00:00"), "grooming", 1, "150.00"),    # unknown category -> other
-        (1113, 106, 1, _ts("2024-01-25 10:00:00"), "vaccines", 1, "65.00"),     # before 106's created_at: counts from Feb
-        (1114, 401, 4, _ts("2024-01-10 10:00:00"), "vaccines", 1, "90.00"),     # in_progress clinic
-        (1115, 501, 5, _ts("2024-01-11 10:00:00"), "food", 1, "70.00"),         # not_started clinic
-        (1116, 601, 6, _ts("2024-01-12 10:00:00"), "food", 1, "55.00"),         # disabled clinic
-        (1118, None, 1, _ts("2024-01-14 10:00:00"), "vaccines", 1, "20.00"),    # null client -> unknown_client
-        (1119, 999, 1, _ts("2024-01-15 10:00:00"), "vaccines", 1, "20.00"),     # unknown client -> unknown_client
-        (1120, 101, 1, _ts("2024-01-16 10:00:00"), "vaccines", 1, None),        # null revenue -> null_revenue
-        (1121, 101, 1, _ts("2024-02-01 00:00:00"), "vaccines", 1, "999.00"),    # February's first instant in Jan folder
-        (1122, 113, 1, _ts("2024-01-18 10:00:00"), "vaccines", 1, "0.00"),      # revenue 0: no purchase, no visit
+        (1112, 301, 3, _ts("2024-01-22 09:00:00"), "grooming", 1, "150.00"),  # unknown category -> other
+        (1113, 106, 1, _ts("2024-01-25 10:00:00"), "vaccines", 1, "65.00"),  # before 106's created_at: counts from Feb
+        (1114, 401, 4, _ts("2024-01-10 10:00:00"), "vaccines", 1, "90.00"),  # in_progress clinic
+        (1115, 501, 5, _ts("2024-01-11 10:00:00"), "food", 1, "70.00"),  # not_started clinic
+        (1116, 601, 6, _ts("2024-01-12 10:00:00"), "food", 1, "55.00"),  # disabled clinic
+        (1118, None, 1, _ts("2024-01-14 10:00:00"), "vaccines", 1, "20.00"),  # null client -> unknown_client
+        (1119, 999, 1, _ts("2024-01-15 10:00:00"), "vaccines", 1, "20.00"),  # unknown client -> unknown_client
+        (1120, 101, 1, _ts("2024-01-16 10:00:00"), "vaccines", 1, None),  # null revenue -> null_revenue
+        (1121, 101, 1, _ts("2024-02-01 00:00:00"), "vaccines", 1, "999.00"),  # February's first instant in Jan folder
+        (1122, 113, 1, _ts("2024-01-18 10:00:00"), "vaccines", 1, "0.00"),  # revenue 0: no purchase, no visit
     ],
     "2024-02": [
-        (1201, 104, 1, _ts("2024-02-05 10:00:00"), "pharmacy", -1, "-60.00"),   # return: 104's 12m revenue -20.00
+        (1201, 104, 1, _ts("2024-02-05 10:00:00"), "pharmacy", -1, "-60.00"),  # return: 104's 12m revenue -20.00
         (1202, 101, 1, _ts("2024-02-14 10:00:00"), "dental", 1, "120.00"),
         (1203, 108, 2, _ts("2024-02-29 23:59:59.999999"), "vaccines", 1, "75.00"),  # last instant of (leap) February
-        (1204, 110, 1, _ts("2024-02-20 10:00:00"), "food", 1, "0.00"),          # 110's only row: revenue 0
+        (1204, 110, 1, _ts("2024-02-20 10:00:00"), "food", 1, "0.00"),  # 110's only row: revenue 0
         (1205, 106, 1, _ts("2024-02-12 10:00:00"), "diagnostics", 1, "35.00"),
-        (1206, 107, 1, _ts("2024-02-01 00:00:00"), "vaccines", 1, "42.00"),     # at the instant 107 is created
-        (1207, 102, 1, _ts("2024-01-31 23:59:59"), "food", 1, "10.00"),         # January row in Feb folder
-        (1208, 101, 1, _ts("2024-02-14 16:30:00"), "food", 1, "24.50"),         # second purchase on 1202's date: one visit
-        (1209, 113, 1, _ts("2024-02-15 10:00:00"), "vaccines", 1, None),        # null revenue -> null_revenue
+        (1206, 107, 1, _ts("2024-02-01 00:00:00"), "vaccines", 1, "42.00"),  # at the instant 107 is created
+        (1207, 102, 1, _ts("2024-01-31 23:59:59"), "food", 1, "10.00"),  # January row in Feb folder
+        (1208, 101, 1, _ts("2024-02-14 16:30:00"), "food", 1, "24.50"),  # second purchase on 1202's date: one visit
+        (1209, 113, 1, _ts("2024-02-15 10:00:00"), "vaccines", 1, None),  # null revenue -> null_revenue
     ],
     "2024-03": [
-        (1301, 108, 2, _ts("2024-03-01 00:00:00"), "surgery", 1, "500.00"),     # midnight of Mar 1: March, not February
-        (1302, 113, 1, _ts("2024-03-10 10:00:00"), "grooming", 1, "80.00"),     # unknown category -> other
+        (1301, 108, 2, _ts("2024-03-01 00:00:00"), "surgery", 1, "500.00"),  # midnight of Mar 1: March, not February
+        (1302, 113, 1, _ts("2024-03-10 10:00:00"), "grooming", 1, "80.00"),  # unknown category -> other
         (1303, 113, 1, _ts("2024-03-10 11:00:00"), "vaccines", 1, "20.00"),
-        (1304, 701, 7, _ts("2024-03-02 10:00:00"), "food", 1, "60.00"),         # before 701's created_at
-        (1305, 101, 1, _ts("2024-03-05 10:00:00"), "vaccines", -1, "-80.00"),   # return of January's vaccine
-        (1306, 888, 1, _ts("2024-03-06 10:00:00"), "food", 1, "12.00"),         # unknown client -> unknown_client
+        (1304, 701, 7, _ts("2024-03-02 10:00:00"), "food", 1, "60.00"),  # before 701's created_at
+        (1305, 101, 1, _ts("2024-03-05 10:00:00"), "vaccines", -1, "-80.00"),  # return of January's vaccine
+        (1306, 888, 1, _ts("2024-03-06 10:00:00"), "food", 1, "12.00"),  # unknown client -> unknown_client
     ],
     "2024-04": [
         (1401, 112, 1, _ts("2024-04-30 23:59:59.999999"), "pharmacy", 1, "19.99"),  # last instant of April
-        (1402, 102, 1, _ts("2024-04-02 10:00:00"), "food", 1, "0.00"),          # revenue 0
+        (1402, 102, 1, _ts("2024-04-02 10:00:00"), "food", 1, "0.00"),  # revenue 0
         (1403, 201, 2, _ts("2024-04-03 10:00:00"), "vaccines", 1, "150.00"),
         (1404, 301, 3, _ts("2024-04-04 10:00:00"), "dental", 1, "10.00"),
     ],
     "2024-05": [
-        (1501, 112, 1, _ts("2024-05-01 00:00:00"), "food", 1, "1000.00"),       # April's future: never seen
+        (1501, 112, 1, _ts("2024-05-01 00:00:00"), "food", 1, "1000.00"),  # April's future: never seen
     ],
 }
 # Re-delivered file: exact copies of rows already delivered; each counts once.
@@ -347,59 +381,68 @@ ONLINE_BY_FOLDER: dict[str, list[tuple]] = {
     "2024-01": [
         (5101, 103, 1, _ts("2024-01-10 12:00:00"), "HD", "food", "150.00", "completed"),  # 103's 150.00 tie
         (5102, 101, 1, _ts("2024-01-11 12:00:00"), "HD", "pharmacy", "60.00", "completed"),
-        (5103, 101, 1, _ts("2024-01-12 12:00:00"), "HD", "pharmacy", "40.00", "cancelled"),      # never counts
-        (5104, 101, 1, _ts("2024-01-13 12:00:00"), "HD", "pharmacy", "25.00", "refunded"),       # never counts
-        (5105, 101, 1, _ts("2024-01-14 12:00:00"), "CURBSIDE", "food", "35.00", "completed"),    # never counts
+        (5103, 101, 1, _ts("2024-01-12 12:00:00"), "HD", "pharmacy", "40.00", "cancelled"),  # never counts
+        (5104, 101, 1, _ts("2024-01-13 12:00:00"), "HD", "pharmacy", "25.00", "refunded"),  # never counts
+        (5105, 101, 1, _ts("2024-01-14 12:00:00"), "CURBSIDE", "food", "35.00", "completed"),  # never counts
         (5106, 101, 1, _ts("2024-01-15 12:00:00"), "THIRD_PARTY", "food", "45.00", "completed"),  # never counts
-        (5107, 401, 4, _ts("2024-01-16 12:00:00"), "HD", "food", "100.00", "completed"),         # in_progress clinic
-        (5102, 101, 1, _ts("2024-01-11 12:00:00"), "HD", "pharmacy", "60.00", "completed"),      # exact duplicate
-        (5109, None, 1, _ts("2024-01-17 12:00:00"), "HD", "food", "30.00", "completed"),         # null client
-        (5110, 103, 1, _ts("2024-01-18 12:00:00"), "HD", "food", None, "completed"),             # null revenue
+        (5107, 401, 4, _ts("2024-01-16 12:00:00"), "HD", "food", "100.00", "completed"),  # in_progress clinic
+        (5102, 101, 1, _ts("2024-01-11 12:00:00"), "HD", "pharmacy", "60.00", "completed"),  # exact duplicate
+        (5109, None, 1, _ts("2024-01-17 12:00:00"), "HD", "food", "30.00", "completed"),  # null client
+        (5110, 103, 1, _ts("2024-01-18 12:00:00"), "HD", "food", None, "completed"),  # null revenue
     ],
     "2024-02": [
-        (5201, 112, 1, _ts("2024-02-01 00:00:00"), "HD", "food", "88.80", "completed"),   # first instant of Feb
+        (5201, 112, 1, _ts("2024-02-01 00:00:00"), "HD", "food", "88.80", "completed"),  # first instant of Feb
         (5202, 101, 2, _ts("2024-02-20 12:00:00"), "HD", "dental", "20.00", "completed"),  # attributed to clinic 2
-        (5203, 111, 1, _ts("2024-02-10 12:00:00"), "HD", "food", "0.00", "completed"),     # a completed HD order is a purchase
-        (5204, 101, 1, _ts("2024-03-01 00:00:00"), "HD", "food", "77.00", "completed"),    # March row in Feb folder
+        (
+            5203,
+            111,
+            1,
+            _ts("2024-02-10 12:00:00"),
+            "HD",
+            "food",
+            "0.00",
+            "completed",
+        ),  # a completed HD order is a purchase
+        (5204, 101, 1, _ts("2024-03-01 00:00:00"), "HD", "food", "77.00", "completed"),  # March row in Feb folder
     ],
     "2024-03": [
         (5301, 114, 1, _ts("2024-03-31 23:59:59.999999"), "HD", "vaccines", "33.33", "completed"),
         (5302, 701, 7, _ts("2024-03-20 12:00:00"), "HD", "food", "90.00", "completed"),
-        (5303, 601, 6, _ts("2024-03-21 12:00:00"), "HD", "food", "40.00", "completed"),     # disabled clinic
+        (5303, 601, 6, _ts("2024-03-21 12:00:00"), "HD", "food", "40.00", "completed"),  # disabled clinic
     ],
     "2024-04": [
-        (5401, 103, 1, _ts("2024-04-15 12:00:00"), "HD", "food", "10.00", "refunded"),     # never counts
+        (5401, 103, 1, _ts("2024-04-15 12:00:00"), "HD", "food", "10.00", "refunded"),  # never counts
         (5402, 202, 2, _ts("2024-04-20 12:00:00"), "HD", "food", "150.00", "completed"),
-        (5403, 104, 1, _ts("2024-04-21 12:00:00"), "HD", "food", "15.00", "cancelled"),    # never counts
+        (5403, 104, 1, _ts("2024-04-21 12:00:00"), "HD", "food", "15.00", "cancelled"),  # never counts
     ],
 }
 
 # (session_id, client_id, session_start_ts, page_views, product_views, add_to_cart_events, orders)
 WEB_BY_FOLDER: dict[str, list[tuple]] = {
     "2024-01": [
-        (9101, 112, _ts("2024-01-05 10:00:00"), 10, 4, 1, 0),      # a session with 0 orders
+        (9101, 112, _ts("2024-01-05 10:00:00"), 10, 4, 1, 0),  # a session with 0 orders
         (9102, 112, _ts("2024-01-20 10:00:00"), 8, 3, 2, 1),
-        (9103, None, _ts("2024-01-21 10:00:00"), 3, 1, 0, 0),      # anonymous: kept, belongs to no client
+        (9103, None, _ts("2024-01-21 10:00:00"), 3, 1, 0, 0),  # anonymous: kept, belongs to no client
         (9104, 101, _ts("2024-01-31 23:59:59.999999"), 5, 2, 1, 1),
-        (9102, 112, _ts("2024-01-20 10:00:00"), 8, 3, 2, 1),       # exact duplicate of 9102
-        (9106, 777, _ts("2024-01-22 10:00:00"), 2, 1, 0, 0),       # unknown client -> unknown_client
-        (9107, 601, _ts("2024-01-23 10:00:00"), 4, 2, 1, 1),       # disabled clinic
+        (9102, 112, _ts("2024-01-20 10:00:00"), 8, 3, 2, 1),  # exact duplicate of 9102
+        (9106, 777, _ts("2024-01-22 10:00:00"), 2, 1, 0, 0),  # unknown client -> unknown_client
+        (9107, 601, _ts("2024-01-23 10:00:00"), 4, 2, 1, 1),  # disabled clinic
     ],
     "2024-02": [
-        (9201, 101, _ts("2024-02-01 00:00:00"), 4, 1, 0, 0),       # first instant of Feb
-        (9202, 113, _ts("2024-02-11 10:00:00"), 6, 2, 1, 2),       # two orders in one session
-        (9203, 113, _ts("2024-01-15 10:00:00"), 1, 1, 1, 1),       # January row in Feb folder
-        (9204, None, _ts("2024-02-12 10:00:00"), 2, 0, 0, 0),      # anonymous
+        (9201, 101, _ts("2024-02-01 00:00:00"), 4, 1, 0, 0),  # first instant of Feb
+        (9202, 113, _ts("2024-02-11 10:00:00"), 6, 2, 1, 2),  # two orders in one session
+        (9203, 113, _ts("2024-01-15 10:00:00"), 1, 1, 1, 1),  # January row in Feb folder
+        (9204, None, _ts("2024-02-12 10:00:00"), 2, 0, 0, 0),  # anonymous
     ],
     "2024-03": [
         (9301, 112, _ts("2024-03-03 10:00:00"), 1, 0, 0, 0),
         (9302, 106, _ts("2024-03-04 10:00:00"), 2, 1, 1, 1),
     ],
     "2024-04": [
-        (9401, 112, _ts("2024-04-01 00:00:00"), 3, 1, 1, 0),       # April's 3m window drops January's sessions
+        (9401, 112, _ts("2024-04-01 00:00:00"), 3, 1, 1, 0),  # April's 3m window drops January's sessions
     ],
     "2024-05": [
-        (9501, 112, _ts("2024-05-01 00:00:00"), 9, 9, 9, 9),       # April's future: never seen
+        (9501, 112, _ts("2024-05-01 00:00:00"), 9, 9, 9, 9),  # April's future: never seen
     ],
 }
 

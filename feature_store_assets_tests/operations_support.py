@@ -41,7 +41,9 @@ def duplicate_keys(path: Path) -> dict[str, int]:
 def months_of(path: Path, table: str = "features.client_features", column: str = "feature_month") -> dict[str, int]:
     """Rows per month ('YYYY-MM') of a table."""
     with duckdb.connect(str(path), read_only=True) as con:
-        rows = con.execute(f"select strftime({column}, '%Y-%m'), count(*) from {table} group by 1 order by 1").fetchall()
+        rows = con.execute(
+            f"select strftime({column}, '%Y-%m'), count(*) from {table} group by 1 order by 1"
+        ).fetchall()
     return dict(rows)
 
 
@@ -168,7 +170,9 @@ class DagsterServers:
         command = [str(Path(sys.executable).parent / command[0]), *command[1:]]
         log = open(self.root / f"{name}.log", "wb")
         self.processes.append(
-            subprocess.Popen(command, cwd=REPO_DIR, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            subprocess.Popen(
+                command, cwd=REPO_DIR, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         )
 
     def _location_loaded(self) -> bool:

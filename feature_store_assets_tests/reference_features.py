@@ -46,11 +46,11 @@ import math
 import re
 from bisect import bisect_left
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
-from typing import Sequence
 
 import pandas as pd
 
@@ -97,9 +97,7 @@ class EventTable:
 
 
 EVENT_TABLES = {
-    "transactions_inclinic": EventTable(
-        "transaction_id", "transaction_ts", has_revenue=True, anonymous_allowed=False
-    ),
+    "transactions_inclinic": EventTable("transaction_id", "transaction_ts", has_revenue=True, anonymous_allowed=False),
     "transactions": EventTable("transaction_id", "transaction_ts", has_revenue=True, anonymous_allowed=False),
     "web_sessions": EventTable("session_id", "session_start_ts", has_revenue=False, anonymous_allowed=True),
 }
@@ -155,11 +153,13 @@ def parse_zip_income(csv_path) -> pd.DataFrame:
     zip_codes = sorted(returns)
     # Sum first, then divide: never average the per-bracket averages.
     averages = [agi_thousands[z] * 1000 / returns[z] for z in zip_codes]
-    return pd.DataFrame({
-        "zip_code": zip_codes,
-        "avg_agi": [float(average) for average in averages],
-        "avg_agi_pctl": percent_rank(averages),
-    })
+    return pd.DataFrame(
+        {
+            "zip_code": zip_codes,
+            "avg_agi": [float(average) for average in averages],
+            "avg_agi_pctl": percent_rank(averages),
+        }
+    )
 
 
 # ---------------------------------------------------------------- pure rules
@@ -217,9 +217,7 @@ def _money(cents: int) -> float:
 # ---------------------------------------------------------------- bad input
 
 
-def clean_events(
-    zone: dict[str, pd.DataFrame], start_month: str
-) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+def clean_events(zone: dict[str, pd.DataFrame], start_month: str) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
     """Valid event rows per table, and the rejected rows (table_name, folder_month, reason, key)."""
     known_clients = set(zone["clients"]["client_id"])
     valid, rejected = {}, []
@@ -247,12 +245,14 @@ def clean_events(
 
 
 def _rejections(name: str, table: EventTable, rows: pd.DataFrame, reason: str) -> pd.DataFrame:
-    return pd.DataFrame({
-        "table_name": name,
-        "folder_month": rows["folder_month"].to_numpy(),
-        "reason": reason,
-        "key": rows[table.key].astype("int64").to_numpy(),
-    })
+    return pd.DataFrame(
+        {
+            "table_name": name,
+            "folder_month": rows["folder_month"].to_numpy(),
+            "reason": reason,
+            "key": rows[table.key].astype("int64").to_numpy(),
+        }
+    )
 
 
 # ---------------------------------------------------------------- time
@@ -309,12 +309,14 @@ def features_for_month(
     activity = ClientActivity.of(events, clients["client_id"], windows.end)
     cents = _revenue_cents(activity, windows)
 
-    features = pd.DataFrame({
-        "client_id": clients["client_id"].astype("int64"),
-        "feature_month": [windows.month_start] * len(clients),
-        "clinic_id": clients["clinic_id"].astype("int64"),
-        "tenure_days": [(windows.end - created.date()).days for created in clients["created_at"]],
-    })
+    features = pd.DataFrame(
+        {
+            "client_id": clients["client_id"].astype("int64"),
+            "feature_month": [windows.month_start] * len(clients),
+            "clinic_id": clients["clinic_id"].astype("int64"),
+            "tenure_days": [(windows.end - created.date()).days for created in clients["created_at"]],
+        }
+    )
     for column in cents.columns:
         features[column] = cents[column].map(_money)
     features["inclinic_visits_12m"] = _inclinic_visits(activity, windows)
@@ -347,9 +349,7 @@ class ClientActivity:
     web_sessions: pd.DataFrame  # anonymous sessions excluded: they belong to no client
 
     @classmethod
-    def of(
-        cls, events: dict[str, pd.DataFrame], client_ids: pd.Series, end: dt.date
-    ) -> ClientActivity:
+    def of(cls, events: dict[str, pd.DataFrame], client_ids: pd.Series, end: dt.date) -> ClientActivity:
         eligible = set(client_ids)
 
         def before_end(rows: pd.DataFrame, ts_column: str) -> pd.DataFrame:
@@ -380,12 +380,14 @@ def _revenue_cents(activity: ClientActivity, windows: MonthWindows) -> pd.DataFr
         in_window = _between(rows, start, windows.end)
         return activity.per_client(in_window.groupby("client_id")["revenue_cents"].sum())
 
-    revenue = pd.DataFrame({
-        "inclinic_revenue_1m": cents(activity.inclinic, windows.month_start),
-        "inclinic_revenue_12m": cents(activity.inclinic, windows.start_12m),
-        "hd_revenue_1m": cents(activity.hd_orders, windows.month_start),
-        "hd_revenue_12m": cents(activity.hd_orders, windows.start_12m),
-    })
+    revenue = pd.DataFrame(
+        {
+            "inclinic_revenue_1m": cents(activity.inclinic, windows.month_start),
+            "inclinic_revenue_12m": cents(activity.inclinic, windows.start_12m),
+            "hd_revenue_1m": cents(activity.hd_orders, windows.month_start),
+            "hd_revenue_12m": cents(activity.hd_orders, windows.start_12m),
+        }
+    )
     revenue["total_revenue_12m"] = revenue["inclinic_revenue_12m"] + revenue["hd_revenue_12m"]
     return revenue
 
@@ -408,9 +410,7 @@ def _web_engagement(activity: ClientActivity, windows: MonthWindows) -> dict[str
     }
 
 
-def _category_shares(
-    activity: ClientActivity, windows: MonthWindows, inclinic_12m: pd.Series
-) -> dict[str, list]:
+def _category_shares(activity: ClientActivity, windows: MonthWindows, inclinic_12m: pd.Series) -> dict[str, list]:
     rows = _between(activity.inclinic, windows.start_12m, windows.end)
     category = rows["product_category"].where(rows["product_category"].isin(CATEGORIES), "other")
     by_category = rows.assign(category=category).groupby(["client_id", "category"])["revenue_cents"].sum()
@@ -440,14 +440,15 @@ def _revenue_ranks(cents: pd.DataFrame, home_clinic: pd.Series) -> dict[str, lis
 
 
 def _days_since_last_purchase(activity: ClientActivity, windows: MonthWindows) -> pd.Series:
-    purchases = pd.concat([
-        activity.inclinic.loc[activity.inclinic["revenue_cents"] > 0, ["client_id", "ts"]],
-        activity.hd_orders[["client_id", "ts"]],
-    ])
+    purchases = pd.concat(
+        [
+            activity.inclinic.loc[activity.inclinic["revenue_cents"] > 0, ["client_id", "ts"]],
+            activity.hd_orders[["client_id", "ts"]],
+        ]
+    )
     last_purchase = purchases.groupby("client_id")["ts"].max()
     days = [
-        (windows.last_day - last_purchase[client].date()).days if client in last_purchase.index
-        else None
+        (windows.last_day - last_purchase[client].date()).days if client in last_purchase.index else None
         for client in activity.client_ids
     ]
     return pd.Series(days, dtype="Int64")

@@ -128,6 +128,7 @@ class Upstream:
     def read(cls, warehouse: Path) -> Upstream:
         con = duckdb.connect(str(warehouse), read_only=True)
         try:
+
             def frame(sql: str, money: tuple[str, ...] = ()) -> pd.DataFrame:
                 cursor = con.execute(sql)
                 rows = cursor.fetchall()  # DECIMAL money arrives as exact Decimal
@@ -147,14 +148,14 @@ class Upstream:
                     "select * from aggregation.client_monthly_inclinic_mix",
                     money=tuple(f"revenue_{c}" for c in ALL_CATEGORIES),
                 ),
-                integrated_clients=frame("select client_id, clinic_id, created_at, practice_type from filtered.integrated_clients"),
+                integrated_clients=frame(
+                    "select client_id, clinic_id, created_at, practice_type from filtered.integrated_clients"
+                ),
                 inclinic_lines=frame(
                     "select client_id, transaction_date, event_month, product_category, revenue from filtered.inclinic_transactions",
                     money=("revenue",),
                 ),
-                hd_orders=frame(
-                    "select client_id, event_month, revenue from filtered.hd_orders", money=("revenue",)
-                ),
+                hd_orders=frame("select client_id, event_month, revenue from filtered.hd_orders", money=("revenue",)),
             )
         finally:
             con.close()
@@ -216,9 +217,11 @@ def client_value(up: Upstream, month: dt.date, start: dt.date, t: Thresholds) ->
     clients = up.features_of(month)
     created = dict(zip(up.integrated_clients["client_id"], up.integrated_clients["created_at"]))
     first, last = window(month, t.lookback_months, start)
-    in_window = up.financials_in(first, last).groupby("client_id")[
-        ["inclinic_revenue", "hd_revenue", "inclinic_visits", "hd_orders"]
-    ].sum()
+    in_window = (
+        up.financials_in(first, last)
+        .groupby("client_id")[["inclinic_revenue", "hd_revenue", "inclinic_visits", "hd_orders"]]
+        .sum()
+    )
     rows = []
     for c in clients.itertuples():
         created_month = pd.Timestamp(created[c.client_id]).date().replace(day=1)
@@ -229,23 +232,30 @@ def client_value(up: Upstream, month: dt.date, start: dt.date, t: Thresholds) ->
         total = inclinic + hd
         orders = visits + orders_hd
         annual = float(Fraction(total * 12, observed * 100))
-        rows.append({
-            "client_id": int(c.client_id),
-            "snapshot_month": month,
-            "clinic_id": int(c.clinic_id),
-            "lookback_months": t.lookback_months,
-            "observed_months": observed,
-            "inclinic_revenue": _money(inclinic),
-            "hd_revenue": _money(hd),
-            "total_revenue": _money(total),
-            "inclinic_visits": visits,
-            "hd_orders": orders_hd,
-            "orders": orders,
-            "avg_order_value": float(Fraction(total, orders * 100)) if orders else None,
-            "estimated_annual_value": annual,
-            "value_tier": "high" if annual >= t.high_value else "medium" if annual >= t.medium_value
-            else "low" if annual > 0 else "none",
-        })
+        rows.append(
+            {
+                "client_id": int(c.client_id),
+                "snapshot_month": month,
+                "clinic_id": int(c.clinic_id),
+                "lookback_months": t.lookback_months,
+                "observed_months": observed,
+                "inclinic_revenue": _money(inclinic),
+                "hd_revenue": _money(hd),
+                "total_revenue": _money(total),
+                "inclinic_visits": visits,
+                "hd_orders": orders_hd,
+                "orders": orders,
+                "avg_order_value": float(Fraction(total, orders * 100)) if orders else None,
+                "estimated_annual_value": annual,
+                "value_tier": "high"
+                if annual >= t.high_value
+                else "medium"
+                if annual >= t.medium_value
+                else "low"
+                if annual > 0
+                else "none",
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -254,7 +264,9 @@ def client_cohorts(up: Upstream, month: dt.date, start: dt.date) -> pd.DataFrame
     lines, hd = up.inclinic_lines, up.hd_orders
     history = lambda frame: frame[(frame["event_month"] >= start) & (frame["event_month"] <= month)]  # noqa: E731
     lines, hd = history(lines), history(hd)
-    purchase_months = pd.concat([lines.loc[lines["revenue"] > 0, ["client_id", "event_month"]], hd[["client_id", "event_month"]]])
+    purchase_months = pd.concat(
+        [lines.loc[lines["revenue"] > 0, ["client_id", "event_month"]], hd[["client_id", "event_month"]]]
+    )
     cohort_of = purchase_months.groupby("client_id")["event_month"].min()
     revenue = pd.concat([lines[["client_id", "event_month", "revenue"]], hd[["client_id", "event_month", "revenue"]]])
     revenue_by_month = revenue.groupby(["client_id", "event_month"])["revenue"].sum()
@@ -269,24 +281,30 @@ def client_cohorts(up: Upstream, month: dt.date, start: dt.date) -> pd.DataFrame
         cell["clients"] += 1
         cell["active"] += (c.client_id, month) in purchased_in_month
         cell["revenue"] += int(revenue_by_month.get((c.client_id, month), 0))
-        mine = revenue_by_month.loc[c.client_id] if c.client_id in revenue_by_month.index.get_level_values(0) else pd.Series(dtype=int)
+        mine = (
+            revenue_by_month.loc[c.client_id]
+            if c.client_id in revenue_by_month.index.get_level_values(0)
+            else pd.Series(dtype=int)
+        )
         cell["cumulative"] += int(sum(v for m, v in mine.items() if cohort <= m <= month))
-    return pd.DataFrame([
-        {
-            "clinic_id": clinic,
-            "cohort_month": cohort,
-            "snapshot_month": month,
-            "months_since_start": months_between(cohort, month),
-            "is_start_cohort": cohort == start,
-            "cohort_clients": cell["clients"],
-            "active_clients": cell["active"],
-            "retention_rate": cell["active"] / cell["clients"],
-            "revenue": _money(cell["revenue"]),
-            "cumulative_revenue": _money(cell["cumulative"]),
-            "cumulative_revenue_per_client": float(Fraction(cell["cumulative"], cell["clients"] * 100)),
-        }
-        for (clinic, cohort), cell in sorted(cells.items())
-    ])
+    return pd.DataFrame(
+        [
+            {
+                "clinic_id": clinic,
+                "cohort_month": cohort,
+                "snapshot_month": month,
+                "months_since_start": months_between(cohort, month),
+                "is_start_cohort": cohort == start,
+                "cohort_clients": cell["clients"],
+                "active_clients": cell["active"],
+                "retention_rate": cell["active"] / cell["clients"],
+                "revenue": _money(cell["revenue"]),
+                "cumulative_revenue": _money(cell["cumulative"]),
+                "cumulative_revenue_per_client": float(Fraction(cell["cumulative"], cell["clients"] * 100)),
+            }
+            for (clinic, cohort), cell in sorted(cells.items())
+        ]
+    )
 
 
 def product_affinity(up: Upstream, month: dt.date, start: dt.date, t: Thresholds) -> pd.DataFrame:
@@ -307,20 +325,22 @@ def product_affinity(up: Upstream, month: dt.date, start: dt.date, t: Thresholds
             continue
         a, b = category_visits[antecedent], category_visits[consequent]
         lift = Fraction(pairs * visits, a * b)
-        rules.append({
-            "snapshot_month": month,
-            "lookback_months": t.lookback_months,
-            "antecedent_category": antecedent,
-            "consequent_category": consequent,
-            "visits": visits,
-            "antecedent_visits": a,
-            "consequent_visits": b,
-            "pair_visits": pairs,
-            "support": support,
-            "confidence": pairs / a,
-            "lift": float(lift),
-            "_order": (-lift, -Fraction(pairs, a), consequent),
-        })
+        rules.append(
+            {
+                "snapshot_month": month,
+                "lookback_months": t.lookback_months,
+                "antecedent_category": antecedent,
+                "consequent_category": consequent,
+                "visits": visits,
+                "antecedent_visits": a,
+                "consequent_visits": b,
+                "pair_visits": pairs,
+                "support": support,
+                "confidence": pairs / a,
+                "lift": float(lift),
+                "_order": (-lift, -Fraction(pairs, a), consequent),
+            }
+        )
     by_antecedent: dict[str, list[dict]] = defaultdict(list)
     for rule in rules:
         by_antecedent[rule["antecedent_category"]].append(rule)

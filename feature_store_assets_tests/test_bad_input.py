@@ -19,7 +19,10 @@ def materialize(first: str, last: str) -> int:
 
 
 def months_in_features(store) -> list[str]:
-    return [m.strftime("%Y-%m") for m in store.query("select distinct feature_month from features.client_features order by 1")["feature_month"]]
+    return [
+        m.strftime("%Y-%m")
+        for m in store.query("select distinct feature_month from features.client_features order by 1")["feature_month"]
+    ]
 
 
 def test_corrupt_file_fails_its_month_names_the_file_and_keeps_other_months(feature_store, capsys):
@@ -77,7 +80,12 @@ def test_month_without_files_fails_before_dbt_naming_its_tables_and_publishes_no
     evaluation = record.event.dagster_event.event_specific_data
     assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR
     assert "2023-02: not built: transactions_inclinic has no file for month=2023-02" in evaluation.description
-    assert feature_store.scalar("select count(*) from aggregation.client_monthly_financials where activity_month = '2023-02-01'") == 0
+    assert (
+        feature_store.scalar(
+            "select count(*) from aggregation.client_monthly_financials where activity_month = '2023-02-01'"
+        )
+        == 0
+    )
 
 
 def test_feature_month_without_its_aggregation_history_names_the_missing_months(feature_store, capsys):

@@ -22,7 +22,9 @@ def published_months(store) -> list[str]:
     if not store.settings.analytics.exists():
         return []
     with duckdb.connect(str(store.settings.analytics), read_only=True) as con:
-        rows = con.sql("select distinct strftime(feature_month, '%Y-%m') from features.client_features order by 1").fetchall()
+        rows = con.sql(
+            "select distinct strftime(feature_month, '%Y-%m') from features.client_features order by 1"
+        ).fetchall()
     return [month for (month,) in rows]
 
 
@@ -42,14 +44,19 @@ def test_time_zone_aware_timestamps_fail_their_month_naming_file_and_column(feat
     assert f"{path}: column 'transaction_ts' has type timestamp[us, tz=UTC]" in error
     assert "the contract wants naive timestamps" in error
     assert published_months(feature_store) == ["2023-01"]
-    assert feature_store.scalar(
-        "select count(*) from aggregation.client_monthly_financials where activity_month = '2023-02-01'"
-    ) == 0
+    assert (
+        feature_store.scalar(
+            "select count(*) from aggregation.client_monthly_financials where activity_month = '2023-02-01'"
+        )
+        == 0
+    )
 
 
 def test_double_revenue_with_nan_fails_naming_file_and_column(feature_store, capsys):
     path = feature_store.raw_dir / "transactions" / "month=2023-01" / "part-0.parquet"
-    replace_column(path, "revenue", lambda revenue: pa.array([float("nan"), *revenue.cast(pa.float64()).to_pylist()[1:]]))
+    replace_column(
+        path, "revenue", lambda revenue: pa.array([float("nan"), *revenue.cast(pa.float64()).to_pylist()[1:]])
+    )
     assert materialize("2023-01", "2023-01") == 1
     error = capsys.readouterr().err
     assert f"{path}: column 'revenue' (double) has 1 NaN value(s)" in error

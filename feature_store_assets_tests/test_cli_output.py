@@ -59,6 +59,7 @@ Failure in model hd_orders (models/filter/events/hd_orders.sql)
 
 # ---- pure formatting
 
+
 def test_durations_bars_and_time_left():
     assert [format_duration(s) for s in (4.24, 59.9, 61, 3725)] == ["4.2s", "59.9s", "1:01", "1:02:05"]
     assert progress_bar(0.25, width=8) == "[##......]" and progress_bar(1.7, width=4) == "[####]"
@@ -71,7 +72,12 @@ def test_durations_bars_and_time_left():
 
 def test_dbt_lines_and_build_months_are_read():
     ok = parse_dbt_line("12 of 128 OK created sql incremental model filtered.hd_orders ......... [OK in 0.15s]")
-    assert (ok.index, ok.total, ok.status, ok.what) == (12, 128, "OK", "created sql incremental model filtered.hd_orders")
+    assert (ok.index, ok.total, ok.status, ok.what) == (
+        12,
+        128,
+        "OK",
+        "created sql incremental model filtered.hd_orders",
+    )
     error = parse_dbt_line("6 of 128 ERROR creating sql incremental model filtered.web_sessions ... [ERROR in 0.13s]")
     assert error.status == "ERROR" and error.what == "creating sql incremental model filtered.web_sessions"
     assert parse_dbt_line("3 of 128 START test not_null_x ..... [RUN]").status == "START"
@@ -87,23 +93,36 @@ def test_step_lines_say_what_a_step_did():
         "19 assets, 118 checks: 117 passed, 1 failed (WARN)"
     )
     keys = [dg.AssetKey(["filtered", "hd_orders"]), dg.AssetKey(["features", "client_features"])]
-    assert step_labels({"reference__zip_income": [dg.AssetKey(["reference", "zip_income"])],
-                        "monthly_dbt_models": keys, "quality_checks": []}) == {
-        "reference__zip_income": "reference/zip_income", "monthly_dbt_models": "monthly dbt models (2 assets)",
+    assert step_labels(
+        {
+            "reference__zip_income": [dg.AssetKey(["reference", "zip_income"])],
+            "monthly_dbt_models": keys,
+            "quality_checks": [],
+        }
+    ) == {
+        "reference__zip_income": "reference/zip_income",
+        "monthly_dbt_models": "monthly dbt models (2 assets)",
         "quality_checks": "quality checks",
     }
 
 
 def dbt_build(progress: RunProgress, months: list[date], nodes: int, clock: list[float]) -> None:
     """dbt's lines of one build of `months`, as dagster-dbt echoes them, one second a node."""
-    progress.on_event(LogEntry(20, f'Running dbt command: `dbt build --vars {{"min_date": "{months[0]}", '
-                                   f'"max_date": "{date(months[-1].year, months[-1].month + 1, 1)}"}}`'))
+    progress.on_event(
+        LogEntry(
+            20,
+            f'Running dbt command: `dbt build --vars {{"min_date": "{months[0]}", '
+            f'"max_date": "{date(months[-1].year, months[-1].month + 1, 1)}"}}`',
+        )
+    )
     progress.on_dbt_line("Running with dbt=1.11.16")
     for node in range(1, nodes + 1):
         clock[0] += 1
         progress.on_dbt_line(f"{node} of {nodes} START sql table model filtered.m{node} ...... [RUN]")
         status = "ERROR" if node == 3 else "OK"
-        progress.on_dbt_line(f"{node} of {nodes} {status} created sql table model filtered.m{node} ...... [{status} in 1s]")
+        progress.on_dbt_line(
+            f"{node} of {nodes} {status} created sql table model filtered.m{node} ...... [{status} in 1s]"
+        )
 
 
 class LogEntry:
@@ -125,8 +144,12 @@ def test_a_backfill_written_to_a_file_gets_a_bar_line_per_tenth_without_carriage
     bars = [line for line in lines if "built" in line and "[" in line]
     assert 5 <= len(bars) <= 10 and "\r" not in out.getvalue() and ANSI not in out.getvalue()
     assert bars[-1].startswith("  dbt 3/3 months built [########################] 100%") and "elapsed 30.0s" in bars[-1]
-    assert any(line.startswith("  dbt 1/3 months built, build of 2023-") and "models and tests [" in line
-               and "remaining ~" in line for line in bars)
+    assert any(
+        line.startswith("  dbt 1/3 months built, build of 2023-")
+        and "models and tests [" in line
+        and "remaining ~" in line
+        for line in bars
+    )
     assert sum("dbt ERROR: created sql table model filtered.m3" in line for line in lines) == 3
     assert err.getvalue() == "warning: not built:\n    2023-05: web_sessions has no file for month=2023-05\n"
 
@@ -140,6 +163,7 @@ def test_a_one_month_run_in_a_file_prints_no_bar():
 
 # ---- errors
 
+
 def test_dbt_errors_keep_dbt_s_messages_without_the_command_line():
     summary = dbt_error_summary(DBT_ERROR)
     assert summary.splitlines()[0] == "dbt failed (exit code 1):"
@@ -152,13 +176,24 @@ def test_dbt_errors_keep_dbt_s_messages_without_the_command_line():
 def test_a_step_error_names_the_error_that_matters():
     from dagster._utils.error import SerializableErrorInfo
 
-    cause = SerializableErrorInfo("feature_store_assets.landing_zone.LandingZoneError: /lz/clients.parquet: file not found\n",
-                                  [], "LandingZoneError")
-    wrapper = SerializableErrorInfo('dagster._core.errors.DagsterExecutionStepExecutionError: Error occurred while executing op "x":\n',
-                                    [], "DagsterExecutionStepExecutionError", cause=cause)
+    cause = SerializableErrorInfo(
+        "feature_store_assets.landing_zone.LandingZoneError: /lz/clients.parquet: file not found\n",
+        [],
+        "LandingZoneError",
+    )
+    wrapper = SerializableErrorInfo(
+        'dagster._core.errors.DagsterExecutionStepExecutionError: Error occurred while executing op "x":\n',
+        [],
+        "DagsterExecutionStepExecutionError",
+        cause=cause,
+    )
     assert describe_error(wrapper) == "LandingZoneError: /lz/clients.parquet: file not found"
-    dbt = SerializableErrorInfo(f"dagster_dbt.errors.DagsterDbtCliRuntimeError: {DBT_ERROR}", [], "DagsterDbtCliRuntimeError")
-    assert describe_error(dbt).startswith("DagsterDbtCliRuntimeError: dbt failed (exit code 1):\nFailure in model hd_orders")
+    dbt = SerializableErrorInfo(
+        f"dagster_dbt.errors.DagsterDbtCliRuntimeError: {DBT_ERROR}", [], "DagsterDbtCliRuntimeError"
+    )
+    assert describe_error(dbt).startswith(
+        "DagsterDbtCliRuntimeError: dbt failed (exit code 1):\nFailure in model hd_orders"
+    )
 
 
 def test_every_failed_check_has_a_reason():
@@ -182,10 +217,15 @@ def test_a_missing_landing_zone_or_zip_file_is_one_line_naming_the_variable(tmp_
     (tmp_path / "lz").mkdir()
     (tmp_path / "lz" / "clinics.parquet").write_bytes(b"")
     env = {"FEATURE_STORE_RAW_DIR": "lz", "FEATURE_STORE_ZIP_INCOME": "irs.csv"}
-    with pytest.raises(ConfigurationError, match=rf"^FEATURE_STORE_RAW_DIR=lz: {re.escape(str(tmp_path))}/lz holds no clients.parquet"):
+    with pytest.raises(
+        ConfigurationError, match=rf"^FEATURE_STORE_RAW_DIR=lz: {re.escape(str(tmp_path))}/lz holds no clients.parquet"
+    ):
         Settings.from_env(env, cwd=tmp_path).require_inputs(env)
     (tmp_path / "lz" / "clients.parquet").write_bytes(b"")
-    with pytest.raises(ConfigurationError, match=rf"^FEATURE_STORE_ZIP_INCOME=irs.csv: {re.escape(str(tmp_path))}/irs.csv does not exist"):
+    with pytest.raises(
+        ConfigurationError,
+        match=rf"^FEATURE_STORE_ZIP_INCOME=irs.csv: {re.escape(str(tmp_path))}/irs.csv does not exist",
+    ):
         Settings.from_env(env, cwd=tmp_path).require_inputs(env)
 
 
@@ -200,13 +240,20 @@ def test_only_the_newest_runs_logs_are_kept(tmp_path):
 
 # ---- real runs
 
+
 def run_cli(args: list[str], folder: Path, cwd: Path | None = None, env: dict[str, str] | None = None):
     """`feature-store <args>` in a child process, stdout and stderr in files; returns (code, seconds, out, err)."""
     out_path, err_path = folder / "stdout.txt", folder / "stderr.txt"
     began = time.monotonic()
     with open(out_path, "w") as out, open(err_path, "w") as err:
-        code = subprocess.run([sys.executable, "-m", "feature_store_assets.cli", *args], stdout=out, stderr=err,
-                              cwd=cwd, env=env, timeout=600).returncode
+        code = subprocess.run(
+            [sys.executable, "-m", "feature_store_assets.cli", *args],
+            stdout=out,
+            stderr=err,
+            cwd=cwd,
+            env=env,
+            timeout=600,
+        ).returncode
     return code, time.monotonic() - began, out_path.read_text(), err_path.read_text()
 
 

@@ -258,9 +258,7 @@ def test_clients_of_non_complete_clinics_never_appear(pipeline_features):
 @pytest.mark.parametrize("expectation", EXPECTED_VALUES, ids=lambda e: f"{e.month}-{e.client_id}-{e.column}")
 def test_hand_computed_edge_case(pipeline_features, expectation):
     actual = feature_cell(pipeline_features, expectation.month, expectation.client_id, expectation.column)
-    assert expectation.matches(actual), (
-        f"{expectation.why}: pipeline={actual!r} expected={expectation.value!r}"
-    )
+    assert expectation.matches(actual), f"{expectation.why}: pipeline={actual!r} expected={expectation.value!r}"
 
 
 # ---------------------------------------------------------------- bad input
@@ -294,7 +292,9 @@ def test_month_by_month_equals_one_multi_month_run(pipeline_features, month_by_m
     assert not problems, "month-by-month vs multi-month\n" + "\n".join(problems)
 
 
-def test_one_run_of_one_dbt_build_per_month_equals_one_build(landing_zone, tmp_path_factory, pipeline_features, multi_month_run):
+def test_one_run_of_one_dbt_build_per_month_equals_one_build(
+    landing_zone, tmp_path_factory, pipeline_features, multi_month_run
+):
     run = new_run(tmp_path_factory, "build_per_month")
     # every month above the row budget of a build: the run makes one dbt build per month, oldest first
     materialize(landing_zone, run, FEATURE_MONTHS[0], FEATURE_MONTHS[-1], FEATURE_STORE_MAX_ROWS_PER_DBT_BUILD="1")

@@ -3,10 +3,10 @@
 dbt reads the column types of a unit test's inputs from the warehouse, so one real month is built first.
 """
 
-import sys
-from pathlib import Path
 import os
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -19,7 +19,16 @@ pytestmark = pytest.mark.e2e
 def test_dbt_unit_tests_pass(feature_store, tmp_path):
     assert main(["materialize", "--from", "2023-01", "--to", "2023-01"]) == 0
     result = subprocess.run(
-        [str(Path(sys.executable).parent / "dbt"), "test", "--select", "test_type:unit", "--log-path", str(tmp_path), "--target-path", str(tmp_path / "target")],
+        [
+            str(Path(sys.executable).parent / "dbt"),
+            "test",
+            "--select",
+            "test_type:unit",
+            "--log-path",
+            str(tmp_path),
+            "--target-path",
+            str(tmp_path / "target"),
+        ],
         cwd=DBT_PROJECT_DIR,
         env={**os.environ, **feature_store.settings.as_env()},
         capture_output=True,

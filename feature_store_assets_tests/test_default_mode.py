@@ -100,12 +100,22 @@ def test_a_tiny_zone_with_empty_months_publishes(tmp_path):
     raw_dir = tmp_path / "raw"
     generate_landing_zone(raw_dir, TINY_ZONE, zip_income_csv=SAMPLE_ZIP_INCOME)
     for month in MONTHS:
-        rewrite_month_file(raw_dir, "transactions_inclinic", month, "select * replace ('vaccines' as product_category) from landed")
+        rewrite_month_file(
+            raw_dir, "transactions_inclinic", month, "select * replace ('vaccines' as product_category) from landed"
+        )
     outcome = materialize(tmp_path, raw_dir, [(MONTHS[0], MONTHS[-1])])
     assert_published(outcome, runs=1)
-    empty = {line.split(" check ")[0].removeprefix("warning: ") for line in outcome.lines("WARN") if " check row_count " in line and "no rows" in line}
-    assert empty == {"filtered/hd_orders", "filtered/web_sessions", "aggregation/client_monthly_web_engagement",
-                     "marts/product_affinity"}, outcome.stderr
+    empty = {
+        line.split(" check ")[0].removeprefix("warning: ")
+        for line in outcome.lines("WARN")
+        if " check row_count " in line and "no rows" in line
+    }
+    assert empty == {
+        "filtered/hd_orders",
+        "filtered/web_sessions",
+        "aggregation/client_monthly_web_engagement",
+        "marts/product_affinity",
+    }, outcome.stderr
 
 
 # ---------------------------------------------------------------- growth: clinics going live, a busy month
@@ -125,7 +135,9 @@ def test_a_zone_with_a_month_of_two_and_a_half_times_the_rows_publishes(small_zo
     raw_dir = zone_copy(small_zone, tmp_path)
     for table, key in EVENT_KEYS.items():  # every row twice more under new ids, then half of them once more
         rewrite_month_file(
-            raw_dir, table, MONTHS[2],
+            raw_dir,
+            table,
+            MONTHS[2],
             f"select * from landed union all select * replace ({key} + {NEW_IDS} as {key}) from landed "
             f"union all select * replace ({key} + {2 * NEW_IDS} as {key}) from landed where {key} % 2 = 0",
         )
@@ -144,7 +156,9 @@ def dropped_month(small_zone, tmp_path_factory) -> Outcome:
     """April's in-clinic file keeps 30% of its rows: three earlier months of more than 500 rows make it measurable."""
     root = tmp_path_factory.mktemp("dropped_month")
     raw_dir = zone_copy(small_zone, root)
-    rewrite_month_file(raw_dir, "transactions_inclinic", MONTHS[-1], "select * from landed where transaction_id % 10 < 3")
+    rewrite_month_file(
+        raw_dir, "transactions_inclinic", MONTHS[-1], "select * from landed where transaction_id % 10 < 3"
+    )
     return materialize(root, raw_dir, [(MONTHS[0], MONTHS[-1])])
 
 

@@ -46,7 +46,9 @@ def test_asset_graph_snapshot_groups_are_the_layers(defs):
     for key in graph.get_all_asset_keys():
         group = graph.get(key).group_name
         name = key.to_user_string()
-        by_group.setdefault(group, []).append(name.removeprefix(f"{group}/") if group in ("landing_zone", "reference") else name)
+        by_group.setdefault(group, []).append(
+            name.removeprefix(f"{group}/") if group in ("landing_zone", "reference") else name
+        )
     assert {g: sorted(v) for g, v in by_group.items()} == EXPECTED_ASSETS
 
 
@@ -66,7 +68,9 @@ def test_features_depend_on_twelve_months_of_aggregates(defs):
     subset = graph.get_parent_partition_keys_for_child(
         partition_key="2024-03-01", parent_asset_key=financials, child_asset_key=features
     ).partitions_subset
-    assert sorted(subset.get_partition_keys()) == [f"{y}-{m:02d}-01" for y, m in [(2023, m) for m in range(4, 13)] + [(2024, m) for m in range(1, 4)]]
+    assert sorted(subset.get_partition_keys()) == [
+        f"{y}-{m:02d}-01" for y, m in [(2023, m) for m in range(4, 13)] + [(2024, m) for m in range(1, 4)]
+    ]
     early = graph.get_parent_partition_keys_for_child(
         partition_key="2023-02-01", parent_asset_key=financials, child_asset_key=features
     ).partitions_subset

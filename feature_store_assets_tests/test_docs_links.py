@@ -86,7 +86,9 @@ def broken_links(page: Path, root: Path) -> list[str]:
             problems.append(f"{name}: link {target!r}: no file {resolved.relative_to(root).as_posix()}")
             continue
         if anchor and resolved.suffix == ".md" and unquote(anchor).lower() not in anchors(resolved.read_text()):
-            problems.append(f"{name}: link {target!r}: no heading with anchor #{anchor} in {resolved.relative_to(root).as_posix()}")
+            problems.append(
+                f"{name}: link {target!r}: no heading with anchor #{anchor} in {resolved.relative_to(root).as_posix()}"
+            )
     return problems
 
 

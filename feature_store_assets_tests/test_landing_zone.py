@@ -87,7 +87,9 @@ def inclinic_file(tmp_path, write_statistics=True, **columns):
         "transaction_id": pa.array([1, 2, 3], pa.int64()),
         "client_id": pa.array([10, 11, None], pa.int64()),
         "clinic_id": pa.array([5, 5, 5], pa.int64()),
-        "transaction_ts": pa.array([datetime(2023, 3, 1), datetime(2023, 3, 15, 12), datetime(2023, 3, 31, 23, 59)], pa.timestamp("us")),
+        "transaction_ts": pa.array(
+            [datetime(2023, 3, 1), datetime(2023, 3, 15, 12), datetime(2023, 3, 31, 23, 59)], pa.timestamp("us")
+        ),
         "product_category": pa.array(["food", "dental", "vaccines"]),
         "quantity": pa.array([1, 2, 3], pa.int32()),
         "revenue": pa.array([Decimal("12.50"), Decimal("-3.00"), None], pa.decimal128(12, 2)),
@@ -126,8 +128,11 @@ def test_a_time_zone_aware_timestamp_is_named(tmp_path, tz):
     [
         ([1.0, float("nan"), float("nan")], "has 2 NaN value(s), which the contract's decimal(12,2) cannot hold"),
         ([1.0, float("inf"), float("-inf")], "has 2 infinite value(s), which the contract's decimal(12,2) cannot hold"),
-        ([1.0, 1e15, -2.0], "has values outside the contract's decimal(12,2) (-9999999999.99 to 9999999999.99): "
-                            "smallest -2.0, largest 1000000000000000.0"),
+        (
+            [1.0, 1e15, -2.0],
+            "has values outside the contract's decimal(12,2) (-9999999999.99 to 9999999999.99): "
+            "smallest -2.0, largest 1000000000000000.0",
+        ),
         ([1.0, 9999999999.996, None], "has values outside the contract's decimal(12,2)"),  # rounds to 10000000000.00
     ],
 )
@@ -195,7 +200,10 @@ def test_repeated_transaction_ids_are_not_a_file_problem(tmp_path):
 def test_the_report_has_every_month_and_keeps_bad_months_apart(feature_store):
     raw = feature_store.raw_dir
     months = [date(2023, 1, 1), date(2023, 2, 1), MARCH]
-    bad = inclinic_file(raw / "transactions_inclinic" / "month=2023-03", transaction_ts=pa.array([0, 1, 2], pa.timestamp("us", tz="UTC")))
+    bad = inclinic_file(
+        raw / "transactions_inclinic" / "month=2023-03",
+        transaction_ts=pa.array([0, 1, 2], pa.timestamp("us", tz="UTC")),
+    )
     for path in (raw / "web_sessions" / "month=2023-02").glob("*.parquet"):
         path.unlink()
 

@@ -11,7 +11,9 @@ from feature_store_assets_tests.test_client_features import feature_differences,
 
 pytestmark = pytest.mark.e2e
 
-LONG_ZONE = GeneratorOptions(start_month="2023-01", months=14, clinics=6, clients=400, inclinic_rows_per_month=1_500, seed=11)
+LONG_ZONE = GeneratorOptions(
+    start_month="2023-01", months=14, clinics=6, clients=400, inclinic_rows_per_month=1_500, seed=11
+)
 
 
 @pytest.fixture(scope="module")

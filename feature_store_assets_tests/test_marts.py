@@ -114,7 +114,10 @@ def differences(pipeline: pd.DataFrame, expected: pd.DataFrame, key: tuple[str, 
     problems = []
     if len(got) != len(pipeline):
         problems.append(f"{len(pipeline) - len(got)} duplicate keys in the pipeline")
-    for name, keys in (("missing in the pipeline", want.keys() - got.keys()), ("only in the pipeline", got.keys() - want.keys())):
+    for name, keys in (
+        ("missing in the pipeline", want.keys() - got.keys()),
+        ("only in the pipeline", got.keys() - want.keys()),
+    ):
         if keys:
             problems.append(f"{len(keys)} rows {name}: {sorted(keys, key=str)[:SHOWN_DIFFERENCES]}")
     common = sorted(got.keys() & want.keys(), key=str)
@@ -150,7 +153,9 @@ def test_client_rfm_equals_reference(store, upstream, thresholds):
 
 
 def test_client_value_equals_reference(store, upstream, thresholds):
-    assert_equals_reference(store, "marts.client_value", lambda m: reference.client_value(upstream, m, START, thresholds))
+    assert_equals_reference(
+        store, "marts.client_value", lambda m: reference.client_value(upstream, m, START, thresholds)
+    )
 
 
 def test_client_cohorts_equal_reference(store, upstream):
@@ -197,7 +202,7 @@ def test_cohorts_retain_everyone_in_their_first_month(store):
 
 def test_marts_are_published_with_their_column_docs(store):
     published = store.settings.analytics
-    for relation, (month_column, _) in MARTS.items():
+    for relation in MARTS:
         assert len(read_table(published, relation)) == store.scalar(f"select count(*) from {relation}") > 0
     with duckdb.connect(str(published), read_only=True) as con:
         comment = con.execute(
@@ -233,15 +238,20 @@ def test_marts_read_their_lookback_window_and_run_in_the_monthly_job():
     graph = defs.resolve_asset_graph()
 
     def parent_months(child: list[str], parent: list[str]) -> list[str]:
-        return sorted(graph.get_parent_partition_keys_for_child(
-            partition_key="2024-03-01", parent_asset_key=dg.AssetKey(parent), child_asset_key=dg.AssetKey(child)
-        ).partitions_subset.get_partition_keys())
+        return sorted(
+            graph.get_parent_partition_keys_for_child(
+                partition_key="2024-03-01", parent_asset_key=dg.AssetKey(parent), child_asset_key=dg.AssetKey(child)
+            ).partitions_subset.get_partition_keys()
+        )
 
     lines = parent_months(["marts", "product_affinity"], ["aggregation", "category_pair_monthly_visits"])
     assert len(lines) == 12 and lines[0] == "2023-04-01" and lines[-1] == "2024-03-01"
     assert parent_months(["marts", "client_rfm"], ["aggregation", "client_monthly_financials"])[0] == "2023-04-01"
     assert parent_months(["marts", "client_rfm"], ["features", "client_features"]) == ["2024-03-01"]
-    assert parent_months(["features", "clinic_features"], ["aggregation", "client_monthly_inclinic_mix"])[0] == "2023-04-01"
+    assert (
+        parent_months(["features", "clinic_features"], ["aggregation", "client_monthly_inclinic_mix"])[0]
+        == "2023-04-01"
+    )
     selected = {key.to_user_string() for key in defs.resolve_job_def(MONTHLY_JOB).asset_layer.selected_asset_keys}
     assert {f"marts/{name}" for name in MART_MODELS[:4]} | {"features/clinic_features"} <= selected
 

@@ -25,7 +25,15 @@ from feature_store_assets.cli import main
 from feature_store_assets.dbt import dbt_project, load_manifest
 from feature_store_assets.months import months_needed_by_features, parse_month
 from feature_store_assets.publish import PUBLISHED_SCHEMAS, STAGING_SUFFIX, monthly_tables
-from feature_store_assets.warehouse import ACCEPTED, BLOCKED, FAILED, month_states, months_to_publish, quote, table_exists
+from feature_store_assets.warehouse import (
+    ACCEPTED,
+    BLOCKED,
+    FAILED,
+    month_states,
+    months_to_publish,
+    quote,
+    table_exists,
+)
 from feature_store_assets_tests.conftest import configure
 from feature_store_assets_tests.operations_support import digest, kill, kill_in_dbt, months_of, wait_for
 
@@ -97,7 +105,9 @@ def assert_nothing_lost(store, before: dict, analytics: Path | None = None) -> N
         if month in accepted:
             assert published.get(key) == built.get(key), f"accepted {month:%Y-%m} of {table} differs from the warehouse"
         else:
-            assert published.get(key) == before.get(key), f"{month:%Y-%m} of {table}, not accepted, replaced published rows"
+            assert published.get(key) == before.get(key), (
+                f"{month:%Y-%m} of {table}, not accepted, replaced published rows"
+            )
     feature_months = {parse_month(m) for m in months_of(analytics)}
     assert accepted <= feature_months
     start = parse_month(store.settings.start_month)
@@ -178,7 +188,9 @@ def small_disk(tmp_path):
         subprocess.run(["umount", "--lazy", str(mount)], check=True)
 
 
-def test_disk_full_during_publish_leaves_the_file_and_the_next_run_publishes_once_space_is_freed(store, small_disk, monkeypatch, capfd):
+def test_disk_full_during_publish_leaves_the_file_and_the_next_run_publishes_once_space_is_freed(
+    store, small_disk, monkeypatch, capfd
+):
     analytics = small_disk / "analytics.duckdb"
     shutil.copy(store.settings.analytics, analytics)
     monkeypatch.setenv("FEATURE_STORE_ANALYTICS", str(analytics))
@@ -201,7 +213,9 @@ def test_disk_full_during_publish_leaves_the_file_and_the_next_run_publishes_onc
     assert_nothing_lost(store, before, analytics)
 
 
-def test_unusable_analytics_path_fails_naming_it_and_the_next_run_publishes_everything_accepted(store, monkeypatch, capfd):
+def test_unusable_analytics_path_fails_naming_it_and_the_next_run_publishes_everything_accepted(
+    store, monkeypatch, capfd
+):
     analytics = store.settings.analytics
     before, published = month_digests(analytics), digest(analytics)
     not_a_folder = store.root / "not_a_folder"
@@ -242,7 +256,9 @@ def test_bad_month_fails_alone_earlier_months_go_ahead_later_ones_are_not_built(
     assert_nothing_lost(store, before)
 
 
-def test_killed_dbt_build_is_not_history_leaves_no_target_folder_and_a_failed_build_keeps_its_log(store, monkeypatch, capfd):
+def test_killed_dbt_build_is_not_history_leaves_no_target_folder_and_a_failed_build_keeps_its_log(
+    store, monkeypatch, capfd
+):
     before = month_digests(store.settings.analytics)
     target_root = dbt_project.project_dir / "target"
     run = start_materialize("2023-02")
@@ -257,7 +273,10 @@ def test_killed_dbt_build_is_not_history_leaves_no_target_folder_and_a_failed_bu
     assert feb.status == FAILED and "did not finish" in feb.reason
 
     assert materialize("2023-03", "2023-03") == 1  # fails before dbt, and cleans up after the killed run
-    assert re.search(r"2023-03: its 12-month window needs 2023-02 \(failed: its dbt build [^\n]* did not finish", capfd.readouterr().err)
+    assert re.search(
+        r"2023-03: its 12-month window needs 2023-02 \(failed: its dbt build [^\n]* did not finish",
+        capfd.readouterr().err,
+    )
     assert not any(folder.exists() for folder in killed)
 
     monkeypatch.setenv("FEATURE_STORE_DBT_TARGET", "no_such_target")  # dbt itself fails

@@ -18,8 +18,8 @@ import pytest
 
 from feature_store_assets import operations
 from feature_store_assets.cli import main
-from feature_store_assets.definitions import build_definitions
 from feature_store_assets.dbt_process import WRAPPER_NAME
+from feature_store_assets.definitions import build_definitions
 from feature_store_assets.freshness import (
     FRESH,
     FRESHNESS_JOB,
@@ -84,7 +84,9 @@ def test_every_step_that_opens_the_warehouse_is_in_its_pool(defs):
 
 def test_ui_command_runs_dagster_dev_on_the_repository_workspace_with_absolute_settings(instance_home, monkeypatch):
     launched = {}
-    monkeypatch.setattr(operations.os, "execvpe", lambda file, args, env: launched.update(file=file, args=args, env=env))
+    monkeypatch.setattr(
+        operations.os, "execvpe", lambda file, args, env: launched.update(file=file, args=args, env=env)
+    )
     monkeypatch.setenv("FEATURE_STORE_WAREHOUSE", "relative/warehouse.duckdb")
     assert main(["ui", "--dagster-home", str(instance_home), "--port", "3999"]) == 0
 
@@ -93,7 +95,9 @@ def test_ui_command_runs_dagster_dev_on_the_repository_workspace_with_absolute_s
     assert args[args.index("-w") + 1] == str(operations.WORKSPACE)
     assert args[args.index("-h") + 1] == "127.0.0.1" and args[args.index("-p") + 1] == "3999"
     assert env["DAGSTER_HOME"] == str(instance_home)
-    assert env["FEATURE_STORE_WAREHOUSE"].startswith("/") and env["FEATURE_STORE_WAREHOUSE"].endswith("relative/warehouse.duckdb")
+    assert env["FEATURE_STORE_WAREHOUSE"].startswith("/") and env["FEATURE_STORE_WAREHOUSE"].endswith(
+        "relative/warehouse.duckdb"
+    )
     assert (instance_home / "history").exists()  # the instance was created before dagster dev
 
 
@@ -128,8 +132,11 @@ def test_dbt_started_through_the_wrapper_dies_with_the_process_that_started_it(t
     parent = subprocess.Popen([sys.executable, "-c", PARENT, *command], stdout=subprocess.PIPE, text=True)
     child = int(parent.stdout.readline())
     try:
-        wait_for(lambda: child in child_pids(parent.pid) and "sleep" in open(f"/proc/{child}/cmdline").read(),
-                 timeout=10, what="the child to exec")
+        wait_for(
+            lambda: child in child_pids(parent.pid) and "sleep" in open(f"/proc/{child}/cmdline").read(),
+            timeout=10,
+            what="the child to exec",
+        )
         parent.send_signal(signal.SIGKILL)
         parent.wait(timeout=10)
         if through_wrapper:
@@ -186,13 +193,17 @@ def test_freshness_is_overdue_when_a_landed_month_is_past_due_and_not_published(
     assert result.metadata["days_late"].value == 5
     # several months behind: the first unpublished month is the one named
     behind = freshness(date(2023, 10, 1), date(2024, 2, 1), NOW, SOURCE)
-    assert behind.state == OVERDUE and "2023-11 has landed" in behind.description and "up to 2024-02" in behind.description
+    assert (
+        behind.state == OVERDUE and "2023-11 has landed" in behind.description and "up to 2024-02" in behind.description
+    )
 
 
 def test_freshness_is_source_late_when_the_newest_landed_month_is_published():
     waiting = freshness(date(2024, 1, 1), date(2024, 1, 1), NOW, SOURCE)
     assert waiting.state == SOURCE_LATE and not waiting.passed and waiting.severity == "WARN"
-    assert waiting.description.startswith("source late: the landing zone's newest complete month, 2024-01, is published")
+    assert waiting.description.startswith(
+        "source late: the landing zone's newest complete month, 2024-01, is published"
+    )
     assert "2024-02 was due at 2024-03-05 06:00 UTC (5 days ago)" in waiting.description
     assert "/landing/raw/<table>/month=2024-02/" in waiting.description
     assert freshness_result(waiting).severity == dg.AssetCheckSeverity.WARN
@@ -205,7 +216,9 @@ def test_freshness_is_source_late_when_the_newest_landed_month_is_published():
 
 def test_freshness_with_nothing_published_is_an_error_only_once_a_landed_month_is_due():
     nothing = freshness(None, None, NOW, SOURCE)
-    assert nothing.state == UNPUBLISHED and nothing.severity == "WARN" and "holds no complete month" in nothing.description
+    assert (
+        nothing.state == UNPUBLISHED and nothing.severity == "WARN" and "holds no complete month" in nothing.description
+    )
     landed = freshness(None, date(2024, 1, 1), NOW, SOURCE)
     assert landed.state == UNPUBLISHED and landed.severity == "ERROR"
     assert "complete months up to 2024-01, which was due at 2024-02-05 06:00 UTC (34 days ago)" in landed.description
@@ -244,8 +257,14 @@ def test_the_freshness_job_tells_the_source_s_delay_from_the_store_s(tmp_path):
         for month in ("2023-01", "2023-02"):
             (tmp_path / "raw" / table / f"month={month}").mkdir(parents=True)
             (tmp_path / "raw" / table / f"month={month}" / "part-0.parquet").touch()
-    settings = Settings.from_env({"FEATURE_STORE_START_MONTH": "2023-01", "FEATURE_STORE_RAW_DIR": str(tmp_path / "raw"),
-                                  "FEATURE_STORE_ANALYTICS": str(analytics), "FEATURE_STORE_WAREHOUSE": str(tmp_path / "w.duckdb")})
+    settings = Settings.from_env(
+        {
+            "FEATURE_STORE_START_MONTH": "2023-01",
+            "FEATURE_STORE_RAW_DIR": str(tmp_path / "raw"),
+            "FEATURE_STORE_ANALYTICS": str(analytics),
+            "FEATURE_STORE_WAREHOUSE": str(tmp_path / "w.duckdb"),
+        }
+    )
     job = build_definitions(settings).resolve_job_def(FRESHNESS_JOB)
 
     def evaluate():
@@ -270,7 +289,9 @@ def test_latest_published_month_is_read_from_the_analytics_file(tmp_path):
     assert latest_published_month(path) is None
     with duckdb.connect(str(path)) as con:
         con.execute("create schema features")
-        con.execute("create table features.client_features as select * from (values (date '2024-01-01'), (date '2024-02-01')) t(feature_month)")
+        con.execute(
+            "create table features.client_features as select * from (values (date '2024-01-01'), (date '2024-02-01')) t(feature_month)"
+        )
     assert latest_published_month(path) == date(2024, 2, 1)
 
 

@@ -58,8 +58,14 @@ def latest_tick(now: datetime) -> tuple[datetime, date]:
 
 
 def test_latest_tick_targets_the_month_before_it():
-    assert latest_tick(datetime(2026, 12, 1, 19, 30, tzinfo=UTC)) == (datetime(2026, 11, 2, 6, tzinfo=UTC), date(2026, 10, 1))
-    assert latest_tick(datetime(2026, 12, 2, 6, 0, 1, tzinfo=UTC)) == (datetime(2026, 12, 2, 6, tzinfo=UTC), date(2026, 11, 1))
+    assert latest_tick(datetime(2026, 12, 1, 19, 30, tzinfo=UTC)) == (
+        datetime(2026, 11, 2, 6, tzinfo=UTC),
+        date(2026, 10, 1),
+    )
+    assert latest_tick(datetime(2026, 12, 2, 6, 0, 1, tzinfo=UTC)) == (
+        datetime(2026, 12, 2, 6, tzinfo=UTC),
+        date(2026, 11, 1),
+    )
     assert latest_tick(datetime(2027, 1, 5, tzinfo=UTC))[1] == date(2026, 12, 1)
 
 
@@ -70,8 +76,10 @@ def test_postgres_instance_has_the_shipped_settings_and_reads_the_connection_fro
     assert production == {k: v for k, v in shipped.items() if k != "storage"}
     assert storage["postgres"]["postgres_db"] == {
         "scheme": "postgresql+psycopg2",
-        **{field: {"env": name}
-        for field, name in zip(("hostname", "port", "username", "password", "db_name"), CONNECTION)},
+        **{
+            field: {"env": name}
+            for field, name in zip(("hostname", "port", "username", "password", "db_name"), CONNECTION)
+        },
     }
 
 
@@ -87,8 +95,12 @@ def connect(settings: dict[str, str]):
 
     try:
         return psycopg2.connect(
-            host=settings["DAGSTER_PG_HOST"], port=int(settings["DAGSTER_PG_PORT"]), user=settings["DAGSTER_PG_USER"],
-            password=settings["DAGSTER_PG_PASSWORD"], dbname=settings["DAGSTER_PG_DB"], connect_timeout=10,
+            host=settings["DAGSTER_PG_HOST"],
+            port=int(settings["DAGSTER_PG_PORT"]),
+            user=settings["DAGSTER_PG_USER"],
+            password=settings["DAGSTER_PG_PASSWORD"],
+            dbname=settings["DAGSTER_PG_DB"],
+            connect_timeout=10,
         )
     except psycopg2.OperationalError as error:
         where = f"{settings['DAGSTER_PG_USER']}@{settings['DAGSTER_PG_HOST']}:{settings['DAGSTER_PG_PORT']}/{settings['DAGSTER_PG_DB']}"
@@ -127,7 +139,11 @@ def backdate_schedule_start(instance: dg.DagsterInstance, timestamp: float) -> N
     """Record the running schedule as started at `timestamp`, so the daemon catches up the ticks since then."""
     from dagster._core.scheduler.instigation import InstigatorType, ScheduleInstigatorData
 
-    [state] = [s for s in instance.all_instigator_state(instigator_type=InstigatorType.SCHEDULE) if s.instigator_name == SCHEDULE]
+    [state] = [
+        s
+        for s in instance.all_instigator_state(instigator_type=InstigatorType.SCHEDULE)
+        if s.instigator_name == SCHEDULE
+    ]
     assert state.is_running, state
     instance.update_instigator_state(
         state.with_data(ScheduleInstigatorData(state.instigator_data.cron_schedule, start_timestamp=timestamp))
@@ -135,7 +151,9 @@ def backdate_schedule_start(instance: dg.DagsterInstance, timestamp: float) -> N
 
 
 def run_failures(instance: dg.DagsterInstance, run_id: str) -> list[str]:
-    return [e.message for e in instance.all_logs(run_id) if e.is_dagster_event and e.dagster_event.is_failure and e.message]
+    return [
+        e.message for e in instance.all_logs(run_id) if e.is_dagster_event and e.dagster_event.is_failure and e.message
+    ]
 
 
 @pytest.mark.e2e
@@ -149,16 +167,24 @@ def test_daemon_launches_the_scheduled_month_on_postgres_storage(tmp_path, postg
         "FEATURE_STORE_RAW_DIR": str(tmp_path / "raw"),
         "FEATURE_STORE_WAREHOUSE": str(tmp_path / "warehouse.duckdb"),
         "FEATURE_STORE_ANALYTICS": str(tmp_path / "analytics.duckdb"),
-        "FEATURE_STORE_START_MONTH": format_month(month),  # the store starts at the scheduled month: no history to backfill
+        "FEATURE_STORE_START_MONTH": format_month(
+            month
+        ),  # the store starts at the scheduled month: no history to backfill
         "FEATURE_STORE_ZIP_INCOME": str(SAMPLE_ZIP_INCOME),
     }
     env.pop("FEATURE_STORE_LOG_FORMAT", None)
     servers = DagsterServers(tmp_path, env, instance_yaml=POSTGRES_YAML)
     try:
         servers.start(daemon=False)
-        selector = {"repositoryLocationName": servers.location, "repositoryName": "__repository__", "scheduleName": SCHEDULE}
+        selector = {
+            "repositoryLocationName": servers.location,
+            "repositoryName": "__repository__",
+            "scheduleName": SCHEDULE,
+        }
         started = servers.gql(START_SCHEDULE, {"selector": selector})["startSchedule"]
-        assert started["__typename"] == "ScheduleStateResult" and started["scheduleState"]["status"] == "RUNNING", started
+        assert started["__typename"] == "ScheduleStateResult" and started["scheduleState"]["status"] == "RUNNING", (
+            started
+        )
         with dg.DagsterInstance.from_config(str(servers.home)) as instance:
             backdate_schedule_start(instance, tick.timestamp() - 60)
             servers.start_daemon()
@@ -167,7 +193,12 @@ def test_daemon_launches_the_scheduled_month_on_postgres_storage(tmp_path, postg
                 runs = scheduled_runs(servers)
                 return runs if runs and all(r["status"] in {"SUCCESS", "FAILURE", "CANCELED"} for r in runs) else None
 
-            runs = wait_for(finished_run, timeout=RUN_TIMEOUT, interval=2, what=f"the daemon to launch and finish a run of {SCHEDULE}")
+            runs = wait_for(
+                finished_run,
+                timeout=RUN_TIMEOUT,
+                interval=2,
+                what=f"the daemon to launch and finish a run of {SCHEDULE}",
+            )
             assert len(runs) == 1, runs
             [run] = runs
             assert run["status"] == "SUCCESS", run_failures(instance, run["runId"])
@@ -177,7 +208,9 @@ def test_daemon_launches_the_scheduled_month_on_postgres_storage(tmp_path, postg
             # The daemon's tick launched it: the schedule's tick at the scheduled time, with this run.
             remote = [s for s in instance.all_instigator_state() if s.instigator_name == SCHEDULE][0]
             ticks = instance.get_ticks(remote.instigator_origin_id, remote.selector_id)
-            assert [(t.timestamp, t.status.value, t.run_ids) for t in ticks] == [(tick.timestamp(), "SUCCESS", [run["runId"]])]
+            assert [(t.timestamp, t.status.value, t.run_ids) for t in ticks] == [
+                (tick.timestamp(), "SUCCESS", [run["runId"]])
+            ]
             assert type(instance.run_storage).__name__ == "PostgresRunStorage"
     finally:
         servers.stop()
@@ -188,15 +221,21 @@ def test_daemon_launches_the_scheduled_month_on_postgres_storage(tmp_path, postg
         with database.cursor() as cursor:
             cursor.execute("select pipeline_name, status from runs where run_id = %s", (run["runId"],))
             assert cursor.fetchall() == [(MONTHLY_JOB, "SUCCESS")]
-            cursor.execute("select value from run_tags where run_id = %s and key = 'dagster/schedule_name'", (run["runId"],))
+            cursor.execute(
+                "select value from run_tags where run_id = %s and key = 'dagster/schedule_name'", (run["runId"],)
+            )
             assert cursor.fetchall() == [(SCHEDULE,)]
-            cursor.execute("select dagster_event_type, count(*) from event_logs where run_id = %s group by 1", (run["runId"],))
+            cursor.execute(
+                "select dagster_event_type, count(*) from event_logs where run_id = %s group by 1", (run["runId"],)
+            )
             events = dict(cursor.fetchall())
     finally:
         database.close()
     success, materialization = dg.DagsterEventType.RUN_SUCCESS.value, dg.DagsterEventType.ASSET_MATERIALIZATION.value
     assert events.get(success) == 1 and events.get(materialization, 0) > 10, events
-    assert not [p for p in servers.home.rglob("*.db")], "an SQLite storage file was created beside the PostgreSQL instance"
+    assert not [p for p in servers.home.rglob("*.db")], (
+        "an SQLite storage file was created beside the PostgreSQL instance"
+    )
 
     # The month is published.
     published = months_of(Path(env["FEATURE_STORE_ANALYTICS"]))

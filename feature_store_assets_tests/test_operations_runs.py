@@ -72,7 +72,10 @@ def test_the_lock_refuses_a_second_process_naming_the_holder_and_goes_with_the_h
     with pytest.raises(runs.RunInProgress) as refused:
         runs.acquire(warehouse, "a-second-run")
     message = str(refused.value)
-    assert f"a feature-store run is in progress on {warehouse}: run run-of-the-other-process (pid {holder.pid} on " in message
+    assert (
+        f"a feature-store run is in progress on {warehouse}: run run-of-the-other-process (pid {holder.pid} on "
+        in message
+    )
     assert "started by `feature-store materialize --from 2023-01 --to 2023-01`" in message
     assert f"fuser -v {warehouse}.lock" in message
     holder.send_signal(signal.SIGKILL)
@@ -104,15 +107,22 @@ def test_a_second_materialize_refuses_at_once_while_the_first_runs_and_the_first
     first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         holder = wait_for(
-            lambda: runs.parse_holder(runs.lock_path(warehouse).read_text()) if runs.lock_path(warehouse).exists() else None,
-            timeout=60, interval=0.1, what="the first run to take the lock",
+            lambda: (
+                runs.parse_holder(runs.lock_path(warehouse).read_text()) if runs.lock_path(warehouse).exists() else None
+            ),
+            timeout=60,
+            interval=0.1,
+            what="the first run to take the lock",
         )
         began = time.monotonic()
         second = subprocess.run(command, capture_output=True, text=True, timeout=120)
         took = time.monotonic() - began
         assert first.poll() is None, "the first run finished before the second was refused: the test proves nothing"
         assert second.returncode == 1
-        assert f"a feature-store run is in progress on {warehouse}: run {holder['run_id']} (pid {first.pid} " in second.stderr
+        assert (
+            f"a feature-store run is in progress on {warehouse}: run {holder['run_id']} (pid {first.pid} "
+            in second.stderr
+        )
         assert took < 30, f"the second run took {took:.1f}s to refuse"  # Python and Dagster's import, on a busy machine
         _, errors = first.communicate(timeout=600)
         assert first.returncode == 0, errors
@@ -120,7 +130,9 @@ def test_a_second_materialize_refuses_at_once_while_the_first_runs_and_the_first
         kill(first.pid, signal.SIGKILL)
         first.wait(timeout=30)
 
-    assert months_of(warehouse) == months_of(feature_store.settings.analytics) and list(months_of(warehouse)) == ["2023-01"]
+    assert months_of(warehouse) == months_of(feature_store.settings.analytics) and list(months_of(warehouse)) == [
+        "2023-01"
+    ]
     assert set(duplicate_keys(warehouse).values()) == {0}
     with dg.DagsterInstance.from_config(str(feature_store.root / "dagster_home")) as instance:
         [run] = instance.get_runs()  # the refused run never became a run
@@ -144,4 +156,3 @@ def test_the_cli_and_the_ui_use_one_instance_by_default_overridable(tmp_path, mo
     monkeypatch.setattr(operations.os, "execvpe", lambda file, args, env: launched.update(env=env))
     assert main(["ui"]) == 0
     assert launched["env"]["DAGSTER_HOME"] == str(home)  # the UI opens the instance the CLI's runs went to
-

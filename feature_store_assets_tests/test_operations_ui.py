@@ -46,8 +46,14 @@ LAYERS = ("landing_zone", "reference", "filter", "aggregation", "features", "pub
 ARTIFACTS = REPO_DIR / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 RUN_TIMEOUT = 420  # seconds for one queued run, on a loaded 2-core machine
 FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
@@ -117,13 +123,21 @@ def wait_for_runs(dagster, run_ids: list[str], timeout: float = RUN_TIMEOUT) -> 
 def launch_month(dagster, month: str, **tags: str) -> str:
     """One run of the monthly job for one partition, as the job's Materialize button launches it."""
     tags = {"dagster/partition": f"{month}-01", **tags}
-    result = dagster.gql(LAUNCH_RUN, {"params": {
-        "selector": {"repositoryLocationName": dagster.location, "repositoryName": "__repository__",
-                     "jobName": "monthly_feature_job"},
-        "executionMetadata": {"tags": [{"key": key, "value": value} for key, value in tags.items()]},
-        "runConfigData": {},
-        "mode": "default",
-    }})["launchRun"]
+    result = dagster.gql(
+        LAUNCH_RUN,
+        {
+            "params": {
+                "selector": {
+                    "repositoryLocationName": dagster.location,
+                    "repositoryName": "__repository__",
+                    "jobName": "monthly_feature_job",
+                },
+                "executionMetadata": {"tags": [{"key": key, "value": value} for key, value in tags.items()]},
+                "runConfigData": {},
+                "mode": "default",
+            }
+        },
+    )["launchRun"]
     assert result["__typename"] == "LaunchRunSuccess", result
     return result["run"]["runId"]
 
@@ -179,7 +193,11 @@ def cli_materialize(dagster, month: str) -> subprocess.Popen:
     """`feature-store materialize` for one month on the servers' warehouse and instance (their environment)."""
     return subprocess.Popen(
         [sys.executable, "-m", "feature_store_assets.cli", "materialize", "--from", month, "--to", month],
-        env=dagster.env, cwd=dagster.root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env=dagster.env,
+        cwd=dagster.root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -215,11 +233,16 @@ def test_asset_graph_shows_the_layers_and_a_partition_launches_from_the_browser(
 def test_six_month_backfill_from_the_ui_is_one_run_per_step_group_and_never_collides(dagster):
     nodes = dagster.gql("{ assetNodes { assetKey { path } isMaterializable } }")["assetNodes"]
     selection = [node["assetKey"] for node in nodes if node["isMaterializable"]]
-    backfill = dagster.gql(LAUNCH_BACKFILL, {"params": {
-        "assetSelection": selection,
-        "partitionNames": [f"{month}-01" for month in MONTHS[:6]],
-        "title": "six months from the test",
-    }})["launchPartitionBackfill"]
+    backfill = dagster.gql(
+        LAUNCH_BACKFILL,
+        {
+            "params": {
+                "assetSelection": selection,
+                "partitionNames": [f"{month}-01" for month in MONTHS[:6]],
+                "title": "six months from the test",
+            }
+        },
+    )["launchPartitionBackfill"]
     assert backfill["__typename"] == "LaunchBackfillSuccess", backfill
     backfill_id = backfill["backfillId"]
 
@@ -234,8 +257,10 @@ def test_six_month_backfill_from_the_ui_is_one_run_per_step_group_and_never_coll
     ranged = [r for r in backfill_runs if "dagster/asset_partition_range_start" in r["tags"]]
     # single-run backfill policy: the six months go through dbt together, not as six runs
     assert ranged and len(ranged) < 6
-    assert {(r["tags"]["dagster/asset_partition_range_start"], r["tags"]["dagster/asset_partition_range_end"])
-            for r in ranged} >= {("2023-01-01", "2023-06-01")}
+    assert {
+        (r["tags"]["dagster/asset_partition_range_start"], r["tags"]["dagster/asset_partition_range_end"])
+        for r in ranged
+    } >= {("2023-01-01", "2023-06-01")}
     assert_never_overlapped(runs(dagster))
     stats = dagster.gql(PARTITION_STATS, {"key": {"path": ["features", "client_features"]}})["assetNodeOrError"]
     assert stats["partitionStats"]["numMaterialized"] == 6 and stats["partitionStats"]["numFailed"] == 0
@@ -336,7 +361,9 @@ def test_a_killed_cli_run_is_marked_failed_and_the_next_queued_run_starts(dagste
     assert digest(analytics(dagster)) == before
 
     # as the monthly schedule launches its run: through the daemon's queue, which the dead run no longer holds
-    [scheduled] = wait_for_runs(dagster, [launch_month(dagster, CLI_MONTH, **{"dagster/schedule_name": "monthly_feature_schedule"})])
+    [scheduled] = wait_for_runs(
+        dagster, [launch_month(dagster, CLI_MONTH, **{"dagster/schedule_name": "monthly_feature_schedule"})]
+    )
     assert scheduled["status"] == "SUCCESS"
     assert_store_is_clean(dagster, [*MONTHS, CLI_MONTH])
     assert lock_errors(dagster) == []

@@ -62,8 +62,13 @@ def test_published_tables_carry_the_warehouse_rows_and_column_docs(feature_store
             "select comment from duckdb_columns() where table_name = 'client_features' and column_name = 'hd_revenue_share_12m'"
         ).fetchone()[0]
         published_rows = con.execute("select count(*) from features.client_features").fetchone()[0]
-    assert {"features.client_features", "aggregation.client_monthly_financials", "quality.rejected_rows",
-            "reference.zip_income", "reference.client_zip_income"} <= tables
+    assert {
+        "features.client_features",
+        "aggregation.client_monthly_financials",
+        "quality.rejected_rows",
+        "reference.zip_income",
+        "reference.client_zip_income",
+    } <= tables
     assert not any(t.startswith("filtered.") for t in tables)
     assert comment == "hd_revenue_12m / total_revenue_12m; NULL when total_revenue_12m <= 0"
     assert published_rows == feature_store.scalar("select count(*) from features.client_features") > 0
@@ -73,11 +78,14 @@ def table_digests(path) -> dict[str, tuple]:
     """Rows and an order-independent content hash of every table of a DuckDB file. The ledger's published_at
     is left out: a publish stamps its new file before the swap and the warehouse after it."""
     with duckdb.connect(str(path), read_only=True) as con:
-        tables = con.execute("select schema_name, table_name from duckdb_tables() where schema_name != 'filtered'").fetchall()
+        tables = con.execute(
+            "select schema_name, table_name from duckdb_tables() where schema_name != 'filtered'"
+        ).fetchall()
         return {
             f"{s}.{t}": con.execute(
                 f'select count(*), sum(hash(t)) from (select * exclude (published_at) from "{s}"."{t}") t'
-                if f"{s}.{t}" == LEDGER else f'select count(*), sum(hash(t)) from "{s}"."{t}" t'
+                if f"{s}.{t}" == LEDGER
+                else f'select count(*), sum(hash(t)) from "{s}"."{t}" t'
             ).fetchone()
             for s, t in tables
         }

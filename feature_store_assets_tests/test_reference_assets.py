@@ -10,8 +10,11 @@ from feature_store_assets.settings import Settings
 
 def materialize_reference(tmp_path, raw_dir, zip_csv):
     settings = Settings.from_env(
-        {"FEATURE_STORE_RAW_DIR": str(raw_dir), "FEATURE_STORE_WAREHOUSE": str(tmp_path / "wh.duckdb"),
-         "FEATURE_STORE_ZIP_INCOME": str(zip_csv)}
+        {
+            "FEATURE_STORE_RAW_DIR": str(raw_dir),
+            "FEATURE_STORE_WAREHOUSE": str(tmp_path / "wh.duckdb"),
+            "FEATURE_STORE_ZIP_INCOME": str(zip_csv),
+        }
     )
     result = dg.materialize(
         [zip_income, client_zip_income],
@@ -30,7 +33,9 @@ def test_valid_reference_data_passes_its_schema_checks_and_is_written(tmp_path, 
     assert checks["reference/zip_income"].passed and checks["reference/client_zip_income"].passed
     assert checks["reference/client_zip_income"].metadata["rows"].value == 600
     with duckdb.connect(str(settings.warehouse), read_only=True) as con:
-        matches = dict(con.execute("select zip_income_match, count(*) from reference.client_zip_income group by 1").fetchall())
+        matches = dict(
+            con.execute("select zip_income_match, count(*) from reference.client_zip_income group by 1").fetchall()
+        )
     assert set(matches) == {"matched", "not_in_source", "invalid_zip", "missing_zip"}
 
 
@@ -43,5 +48,7 @@ def test_a_schema_failure_is_a_failed_check_with_the_failing_rows_and_nothing_is
     assert evaluation.asset_key == dg.AssetKey(["reference", "zip_income"]) and not evaluation.passed
     assert "Mass." in evaluation.metadata["failure_cases"].value
     assert not settings.warehouse.exists() or "zip_income" not in str(
-        duckdb.connect(str(settings.warehouse), read_only=True).execute("select table_name from duckdb_tables()").fetchall()
+        duckdb.connect(str(settings.warehouse), read_only=True)
+        .execute("select table_name from duckdb_tables()")
+        .fetchall()
     )

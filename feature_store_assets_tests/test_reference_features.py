@@ -119,8 +119,11 @@ def test_rejected_rows_are_the_planted_ones(edge_zone):
 def test_duplicates_are_counted_once_and_anonymous_sessions_kept(edge_zone):
     raw_dir, _ = edge_zone
     valid, _ = clean_events(read_landing_zone(raw_dir), START_MONTH)
-    for table, key in (("transactions_inclinic", "transaction_id"), ("transactions", "transaction_id"),
-                       ("web_sessions", "session_id")):
+    for table, key in (
+        ("transactions_inclinic", "transaction_id"),
+        ("transactions", "transaction_id"),
+        ("web_sessions", "session_id"),
+    ):
         assert not valid[table][key].duplicated().any(), table
     assert Counter(valid["transactions_inclinic"]["transaction_id"])[1101] == 1
     sessions = valid["web_sessions"]
@@ -146,6 +149,4 @@ def test_eligibility(reference):
 @pytest.mark.parametrize("expectation", EXPECTED_VALUES, ids=lambda e: f"{e.month}-{e.client_id}-{e.column}")
 def test_hand_computed_value(reference, expectation):
     actual = feature_value(reference[expectation.month], expectation.client_id, expectation.column)
-    assert expectation.matches(actual), (
-        f"{expectation.why}: reference={actual!r} expected={expectation.value!r}"
-    )
+    assert expectation.matches(actual), f"{expectation.why}: reference={actual!r} expected={expectation.value!r}"

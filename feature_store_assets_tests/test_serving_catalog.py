@@ -60,8 +60,15 @@ def test_unversioned_zip_features_are_flagged_as_leakage_risks(definitions):
 def test_search_by_text_tag_and_source(definitions):
     catalog = FeatureCatalog(definitions)
     assert [f.name for f in catalog.search(tag="web")] == ["web_sessions_3m", "web_orders_3m", "web_conversion_rate_3m"]
-    assert {f.name for f in catalog.search(source_table="web_sessions.orders")} == {"web_orders_3m", "web_conversion_rate_3m"}
-    assert {f.name for f in catalog.search(source_table="zip_income")} == {"zip_income_match", "zip_avg_agi", "zip_avg_agi_pctl"}
+    assert {f.name for f in catalog.search(source_table="web_sessions.orders")} == {
+        "web_orders_3m",
+        "web_conversion_rate_3m",
+    }
+    assert {f.name for f in catalog.search(source_table="zip_income")} == {
+        "zip_income_match",
+        "zip_avg_agi",
+        "zip_avg_agi_pctl",
+    }
     assert [f.name for f in catalog.search(text="CONVERSION")] == ["web_conversion_rate_3m"]
     assert [f.name for f in catalog.search(text="share", tag="channel_mix")] == ["hd_revenue_share_12m"]
     assert catalog.search(tag="no-such-tag") == []
@@ -92,7 +99,10 @@ def test_published_catalog_table_matches_the_yml_and_the_data(store, definitions
     assert table["feature_name"].tolist() == catalog.names
     for published, declared in zip(catalog.features, definitions):
         assert (published.description, published.data_type, published.tags, published.source_columns) == (
-            declared.description, declared.data_type, declared.tags, declared.source_columns
+            declared.description,
+            declared.data_type,
+            declared.tags,
+            declared.source_columns,
         )
     by_name = {f.name: f for f in catalog.features}
     assert str(by_name["tenure_days"].first_month) == "2023-01-01"
@@ -134,7 +144,13 @@ def test_month_values_are_recounted_for_the_given_months_only():
 
     import duckdb
 
-    from feature_store_assets.serving.catalog import MONTH_VALUES_TABLE, Feature, availability, month_values, update_month_values
+    from feature_store_assets.serving.catalog import (
+        MONTH_VALUES_TABLE,
+        Feature,
+        availability,
+        month_values,
+        update_month_values,
+    )
 
     jan, feb, mar = dt.date(2023, 1, 1), dt.date(2023, 2, 1), dt.date(2023, 3, 1)
     con = duckdb.connect()
@@ -145,11 +161,18 @@ def test_month_values_are_recounted_for_the_given_months_only():
         "t(client_id, feature_month, a, b)"
     )
     first = update_month_values(con, ["a", "b"], [feb])  # no table yet: every month is counted
-    assert sorted(map(tuple, first.values.tolist())) == [(jan, "a", 2, 0), (jan, "b", 2, 2), (feb, "a", 1, 1), (feb, "b", 1, 0)]
+    assert sorted(map(tuple, first.values.tolist())) == [
+        (jan, "a", 2, 0),
+        (jan, "b", 2, 2),
+        (feb, "a", 1, 1),
+        (feb, "b", 1, 0),
+    ]
 
     # February rebuilt with other values, March added: only they are recounted; a stale January count would stay
     con.execute("delete from features.client_features where feature_month = date '2023-02-01'")
-    con.execute("insert into features.client_features values (1, date '2023-02-01', null, 3.0), (1, date '2023-03-01', 7, 4.0)")
+    con.execute(
+        "insert into features.client_features values (1, date '2023-02-01', null, 3.0), (1, date '2023-03-01', 7, 4.0)"
+    )
     con.execute(f"update {MONTH_VALUES_TABLE} set month_rows = 99 where feature_month = date '2023-01-01'")
     after = update_month_values(con, ["a", "b"], [feb, mar])
     by_key = {(m, f): (r, n) for m, f, r, n in after.values.tolist()}
@@ -161,7 +184,9 @@ def test_month_values_are_recounted_for_the_given_months_only():
     con.execute("alter table features.client_features add column c integer")
     recounted = update_month_values(con, ["a", "b", "c"], [mar])
     assert len(recounted) == 9 and (recounted["month_rows"] < 99).all()
-    assert sorted(map(tuple, recounted.values.tolist())) == sorted(map(tuple, month_values(con, ["a", "b", "c"]).values.tolist()))
+    assert sorted(map(tuple, recounted.values.tolist())) == sorted(
+        map(tuple, month_values(con, ["a", "b", "c"]).values.tolist())
+    )
 
     def feature(name):
         return Feature(name, "", "integer", "client_id", "1m", (), "feature-store", (), "low", "")

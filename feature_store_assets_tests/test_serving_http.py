@@ -12,8 +12,8 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pytest
 
@@ -37,7 +37,9 @@ def free_port() -> int:
 
 def call(base: str, method: str, path: str, body: object = None, raw: bytes | None = None) -> tuple[int, dict]:
     data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-    request = urllib.request.Request(base + path, data=data, method=method, headers={"content-type": "application/json"})
+    request = urllib.request.Request(
+        base + path, data=data, method=method, headers={"content-type": "application/json"}
+    )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, json.loads(response.read())
@@ -56,8 +58,21 @@ def base(store) -> Iterator[str]:
     env = {**os.environ, **store.settings.as_env()}
     log = (store.root / "serve.log").open("w")
     server = subprocess.Popen(
-        [sys.executable, "-m", "feature_store_assets.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "feature_store_assets.cli",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -80,7 +95,9 @@ def base(store) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def clients(store) -> list[int]:
-    march = analytics_query(store.settings, "select client_id from features.client_features where feature_month = '2023-03-01' order by 1")
+    march = analytics_query(
+        store.settings, "select client_id from features.client_features where feature_month = '2023-03-01' order by 1"
+    )
     return march["client_id"].tolist()
 
 
@@ -135,7 +152,9 @@ def test_health_says_the_source_is_late_when_the_landing_zone_has_nothing_newer(
     assert status == 200 and health["status"] == "degraded" and health["stale"] is True
     assert health["freshness"]["state"] == "source_late"
     message = health["freshness"]["message"]
-    assert message.startswith("source late: the landing zone's newest complete month, 2023-03, is published; 2023-04 was due")
+    assert message.startswith(
+        "source late: the landing zone's newest complete month, 2023-03, is published; 2023-04 was due"
+    )
     assert f"{raw_dir}/<table>/month=2023-04/" in message
     assert health["latest_feature_month"] == "2023-03-01"
 
@@ -147,31 +166,49 @@ def test_discovery_lists_and_filters_the_catalog(base, store):
     status, web = call(base, "GET", f"{API}/discovery?tag=web&source_table=web_sessions.orders")
     assert [f["name"] for f in web["features"]] == ["web_orders_3m", "web_conversion_rate_3m"]
     status, one = call(base, "GET", f"{API}/discovery/hd_revenue_share_12m")
-    assert status == 200 and one["description"] == "hd_revenue_12m / total_revenue_12m; NULL when total_revenue_12m <= 0"
+    assert (
+        status == 200 and one["description"] == "hd_revenue_12m / total_revenue_12m; NULL when total_revenue_12m <= 0"
+    )
     assert one["window"] == "12m" and one["last_month"] == "2023-03-01" and one["leakage_risk"] == "low"
     status, missing = call(base, "GET", f"{API}/discovery/nope")
     assert status == 404 and "tenure_days" in missing["detail"]["valid_features"]
 
 
 def test_inference_flags_each_entity(base, store, clients):
-    status, body = call(base, "POST", f"{API}/inference", {"client_ids": [clients[0], -5, clients[1]], "features": ["tenure_days", "zip_code"]})
+    status, body = call(
+        base,
+        "POST",
+        f"{API}/inference",
+        {"client_ids": [clients[0], -5, clients[1]], "features": ["tenure_days", "zip_code"]},
+    )
     assert status == 200
     assert body["latest_feature_month"] == "2023-03-01" and body["published_at"]
     first, unknown, second = body["results"]
     assert unknown == {"client_id": -5, "success": False, "message": UNKNOWN_CLIENT}
     expected = analytics_query(
-        store.settings, f"select tenure_days, zip_code from features.client_features where client_id = {clients[0]} and feature_month = '2023-03-01'"
+        store.settings,
+        f"select tenure_days, zip_code from features.client_features where client_id = {clients[0]} and feature_month = '2023-03-01'",
     ).iloc[0]
     assert first["success"] is True and first["feature_month"] == "2023-03-01" and first["computed_at"]
     assert first["features"] == {"tenure_days": int(expected["tenure_days"]), "zip_code": expected["zip_code"]}
-    assert second["client_id"] == clients[1] and len(call(base, "POST", f"{API}/inference", {"client_ids": [clients[1]]})[1]["results"][0]["features"]) == 31
+    assert (
+        second["client_id"] == clients[1]
+        and len(call(base, "POST", f"{API}/inference", {"client_ids": [clients[1]]})[1]["results"][0]["features"]) == 31
+    )
 
 
 def test_unknown_features_are_a_400_listing_the_valid_ones(base, clients):
-    status, body = call(base, "POST", f"{API}/inference", {"client_ids": [clients[0]], "features": ["tenure_days", "ltv"]})
+    status, body = call(
+        base, "POST", f"{API}/inference", {"client_ids": [clients[0]], "features": ["tenure_days", "ltv"]}
+    )
     assert status == 400
     assert body["detail"]["unknown_features"] == ["ltv"] and "tenure_days" in body["detail"]["valid_features"]
-    status, body = call(base, "POST", f"{API}/training", {"rows": [{"client_id": 1, "event_timestamp": "2023-03-01T00:00:00"}], "features": ["ltv"]})
+    status, body = call(
+        base,
+        "POST",
+        f"{API}/training",
+        {"rows": [{"client_id": 1, "event_timestamp": "2023-03-01T00:00:00"}], "features": ["ltv"]},
+    )
     assert status == 400 and body["detail"]["unknown_features"] == ["ltv"]
 
 
@@ -201,7 +238,9 @@ def test_broken_json_is_a_422(base):
 
 def test_training_rows_are_point_in_time_correct(base, store, clients):
     client = clients[0]
-    months = analytics_query(store.settings, f"select feature_month from features.client_features where client_id = {client} order by 1")
+    months = analytics_query(
+        store.settings, f"select feature_month from features.client_features where client_id = {client} order by 1"
+    )
     assert months["feature_month"].dt.date.tolist()[-2:] == [date(2023, 2, 1), date(2023, 3, 1)]
     rows = [
         {"client_id": client, "event_timestamp": "2023-04-01T00:00:00"},
@@ -215,7 +254,9 @@ def test_training_rows_are_point_in_time_correct(base, store, clients):
     assert [r["success"] for r in body["rows"]] == [True, True, False, True]
     assert body["rows"][2]["message"].startswith("no feature snapshot")
     assert body["rows"][0]["event_timestamp"] == "2023-04-01T00:00:00"
-    status, aged = call(base, "POST", f"{API}/training", {"rows": rows, "features": ["tenure_days"], "max_age_months": 1})
+    status, aged = call(
+        base, "POST", f"{API}/training", {"rows": rows, "features": ["tenure_days"], "max_age_months": 1}
+    )
     assert [r["success"] for r in aged["rows"]] == [True, True, False, False]
     assert "max_age_months=1" in aged["rows"][3]["message"]
 

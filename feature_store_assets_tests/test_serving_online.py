@@ -65,7 +65,9 @@ def test_values_keep_their_types(online, latest):
     assert type(features["tenure_days"]) is int and type(features["total_revenue_12m"]) is float
     assert type(features["zip_income_match"]) is str
     no_sessions = latest[latest["web_sessions_3m"] == 0].index[0]
-    assert online.lookup_one(int(no_sessions), ["web_conversion_rate_3m"])["features"] == {"web_conversion_rate_3m": None}
+    assert online.lookup_one(int(no_sessions), ["web_conversion_rate_3m"])["features"] == {
+        "web_conversion_rate_3m": None
+    }
 
 
 def test_staleness_is_visible_per_entity_and_per_file(online, store):
@@ -115,7 +117,9 @@ def test_a_newly_published_month_is_picked_up(store, tmp_path):
         materialize(later, "2023-03", "2023-03")
         assert manual.refresh_if_changed() is True
         assert manual.snapshot.latest_month == MAR and manual.refresh_if_changed() is False
-        march = analytics_query(later.settings, "select client_id from features.client_features where feature_month = '2023-03-01'")
+        march = analytics_query(
+            later.settings, "select client_id from features.client_features where feature_month = '2023-03-01'"
+        )
         client = int(march["client_id"].iloc[0])
         assert manual.lookup_one(client)["feature_month"] == MAR
         deadline = time.monotonic() + 10

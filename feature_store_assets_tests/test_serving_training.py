@@ -51,7 +51,9 @@ def snapshot(published, client_id, month) -> pd.Series:
     return published[(published.client_id == client_id) & (published.feature_month == month)].iloc[0]
 
 
-def test_an_event_at_exactly_e_sees_that_month_and_one_microsecond_earlier_the_month_before(store, published, steady_client):
+def test_an_event_at_exactly_e_sees_that_month_and_one_microsecond_earlier_the_month_before(
+    store, published, steady_client
+):
     events = [E_JAN - US, E_JAN, E_FEB - US, E_FEB, E_MAR - US, E_MAR, E_MAR + pd.Timedelta(days=400)]
     rows = training(store, {"client_id": [steady_client] * len(events), "event_timestamp": events})
     assert rows["feature_month"].tolist()[0] is pd.NaT  # nothing ended before 2023-02-01
@@ -69,11 +71,18 @@ def test_nanoseconds_before_e_still_see_the_month_before(store, steady_client):
 
 def test_max_age_months_drops_older_snapshots(store, steady_client):
     # The latest snapshot is March (E = 2023-04-01): 0 months old in April, 2 in June.
-    events = {"client_id": [steady_client] * 3, "event_timestamp": pd.to_datetime(["2023-04-30 23:59", "2023-05-01", "2023-06-15"], format="ISO8601")}
+    events = {
+        "client_id": [steady_client] * 3,
+        "event_timestamp": pd.to_datetime(["2023-04-30 23:59", "2023-05-01", "2023-06-15"], format="ISO8601"),
+    }
     assert training(store, events)["feature_month"].tolist() == [MAR, MAR, MAR]
     assert training(store, events, max_age_months=2)["feature_month"].tolist() == [MAR, MAR, MAR]
     one = training(store, events, ["tenure_days"], max_age_months=1)
-    assert one["feature_month"].tolist()[:2] == [MAR, MAR] and one["feature_month"].isna().tolist() == [False, False, True]
+    assert one["feature_month"].tolist()[:2] == [MAR, MAR] and one["feature_month"].isna().tolist() == [
+        False,
+        False,
+        True,
+    ]
     assert one["tenure_days"].isna().tolist() == [False, False, True]
     assert training(store, events, max_age_months=0)["feature_month"].isna().tolist() == [False, True, True]
     with pytest.raises(ServingError, match="max_age_months"):
@@ -98,7 +107,7 @@ def test_rows_come_back_in_input_order_with_duplicates_and_labels_kept(store, pu
     pd.testing.assert_frame_equal(rows[entities.columns], entities)
     assert rows.iloc[-50:].reset_index(drop=True).equals(rows.iloc[:50].reset_index(drop=True))
     # each row's snapshot is the latest month whose E is at or before its event
-    expected_month = (rows["event_timestamp"].dt.to_period("M").dt.to_timestamp() - pd.offsets.MonthBegin(1))
+    expected_month = rows["event_timestamp"].dt.to_period("M").dt.to_timestamp() - pd.offsets.MonthBegin(1)
     has = rows["feature_month"].notna()
     assert (rows.loc[has, "feature_month"] <= expected_month[has]).all()
     assert (rows.loc[has, "feature_month"] + pd.offsets.MonthBegin(1) <= rows.loc[has, "event_timestamp"]).all()
@@ -131,7 +140,9 @@ def test_requests_the_store_cannot_answer_say_why(store, steady_client):
 
 
 def test_string_timestamps_and_dates_are_read_as_naive_times(store, steady_client):
-    rows = training(store, {"client_id": [steady_client] * 2, "event_timestamp": ["2023-03-01", "2023-02-28T23:59:59.999999"]})
+    rows = training(
+        store, {"client_id": [steady_client] * 2, "event_timestamp": ["2023-03-01", "2023-02-28T23:59:59.999999"]}
+    )
     assert rows["feature_month"].tolist() == [FEB, JAN]
 
 
@@ -155,7 +166,9 @@ def test_cli_writes_a_training_set(store, steady_client, tmp_path, monkeypatch, 
 
     monkeypatch.setenv("FEATURE_STORE_ANALYTICS", str(store.settings.analytics))
     entities = tmp_path / "labels.csv"
-    entities.write_text(f"client_id,event_timestamp,churned\n{steady_client},2023-03-01T00:00:00,1\n{steady_client},2023-02-28 23:59:59.999999,0\n")
+    entities.write_text(
+        f"client_id,event_timestamp,churned\n{steady_client},2023-03-01T00:00:00,1\n{steady_client},2023-02-28 23:59:59.999999,0\n"
+    )
     out = tmp_path / "out" / "training.parquet"
     assert main(["training", "--entities", str(entities), "--out", str(out), "--features", "tenure_days,zip_code"]) == 0
     rows = pd.read_parquet(out)

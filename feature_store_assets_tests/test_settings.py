@@ -16,14 +16,26 @@ def test_defaults_follow_the_contract_and_resolve_against_the_working_directory(
 
 def test_environment_overrides_and_absolute_paths_for_dbt(tmp_path):
     settings = Settings.from_env(
-        {"FEATURE_STORE_RAW_DIR": "lz", "FEATURE_STORE_WAREHOUSE": "/abs/wh.duckdb", "FEATURE_STORE_START_MONTH": "2021-07"},
+        {
+            "FEATURE_STORE_RAW_DIR": "lz",
+            "FEATURE_STORE_WAREHOUSE": "/abs/wh.duckdb",
+            "FEATURE_STORE_START_MONTH": "2021-07",
+        },
         cwd=tmp_path,
     )
     env = settings.as_env()
     assert env["FEATURE_STORE_RAW_DIR"] == str(tmp_path / "lz")
     assert env["FEATURE_STORE_WAREHOUSE"] == "/abs/wh.duckdb"
     assert env["FEATURE_STORE_START_MONTH"] == "2021-07"
-    assert all(Path(env[k]).is_absolute() for k in ("FEATURE_STORE_RAW_DIR", "FEATURE_STORE_WAREHOUSE", "FEATURE_STORE_ZIP_INCOME", "FEATURE_STORE_ANALYTICS"))
+    assert all(
+        Path(env[k]).is_absolute()
+        for k in (
+            "FEATURE_STORE_RAW_DIR",
+            "FEATURE_STORE_WAREHOUSE",
+            "FEATURE_STORE_ZIP_INCOME",
+            "FEATURE_STORE_ANALYTICS",
+        )
+    )
 
 
 def test_bad_start_month_is_named():
@@ -49,7 +61,11 @@ def test_duckdb_memory_limit_has_one_default_for_python_and_dbt(monkeypatch, tmp
     assert limit == f"{{{{ env_var('{MEMORY_LIMIT_ENV}', '{DEFAULT_MEMORY_LIMIT}') }}}}"
     monkeypatch.setenv(MEMORY_LIMIT_ENV, "1GB")
     with connect(tmp_path / "w.duckdb") as con:
-        assert con.execute("select current_setting('memory_limit')").fetchone()[0] in ("953.6 MiB", "1.0 GiB", "1000.0 MB")
+        assert con.execute("select current_setting('memory_limit')").fetchone()[0] in (
+            "953.6 MiB",
+            "1.0 GiB",
+            "1000.0 MB",
+        )
 
 
 def test_the_dbt_target_and_spark_folder_reach_dbt_as_absolute_settings(tmp_path):

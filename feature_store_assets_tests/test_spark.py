@@ -61,14 +61,21 @@ def test_the_dagster_job_on_spark_publishes_what_it_publishes_on_duckdb(both_eng
         expected, actual = published(duck.analytics, table, key), published(spark.analytics, table, key)
         assert len(actual) == len(expected) > 0, table
         pd.testing.assert_frame_equal(actual, expected, check_dtype=False, rtol=1e-9, atol=1e-12, obj=table)
-    months = sorted(published(spark.analytics, "features.client_features", COMPARED["features.client_features"])["feature_month"].unique())
+    months = sorted(
+        published(spark.analytics, "features.client_features", COMPARED["features.client_features"])[
+            "feature_month"
+        ].unique()
+    )
     assert [pd.Timestamp(m).date() for m in months] == MONTHS
 
 
 def test_on_spark_the_warehouse_reads_the_models_through_views_and_keeps_the_ledger(both_engines):
     spark = both_engines["spark"].settings
     with duckdb.connect(str(spark.warehouse), read_only=True) as con:
-        views = {f"{s}.{v}" for s, v in con.execute("select schema_name, view_name from duckdb_views() where not internal").fetchall()}
+        views = {
+            f"{s}.{v}"
+            for s, v in con.execute("select schema_name, view_name from duckdb_views() where not internal").fetchall()
+        }
         tables = {f"{s}.{t}" for s, t in con.execute("select schema_name, table_name from duckdb_tables()").fetchall()}
         ledger = con.execute(
             "select count(distinct model), min(month), max(month) from quality.materialized_months"

@@ -29,8 +29,13 @@ def dbt_checks(graph, asset: list[str]) -> dict[str, dg.AssetCheckSpec]:
 
 def test_dbt_checks_are_named_by_what_they_test(graph):
     on_features = dbt_checks(graph, ["features", "client_features"])
-    assert {"not_null_client_id", "unique_client_id_and_feature_month", "null_exactly_when_hd_revenue_share_12m",
-            "between_total_revenue_pctl_global_12m", "accepted_values_zip_income_match"} <= set(on_features)
+    assert {
+        "not_null_client_id",
+        "unique_client_id_and_feature_month",
+        "null_exactly_when_hd_revenue_share_12m",
+        "between_total_revenue_pctl_global_12m",
+        "accepted_values_zip_income_match",
+    } <= set(on_features)
     assert "rows_in_every_window_month" in dbt_checks(graph, ["filtered", "inclinic_transactions"])
     for key in graph.asset_check_keys:
         spec = graph.get_check_spec(key)
@@ -101,17 +106,24 @@ def test_each_month_of_a_multi_month_run_has_its_own_row_count(feature_store, ca
             records = instance.fetch_materializations(dg.AssetKey([schema, name]), limit=10).records
             by_partition = {r.partition_key: r.asset_materialization for r in records if r.run_id == run.run_id}
             assert sorted(by_partition) == ["2023-01-01", "2023-02-01"] and len(records) == 2, name  # once per month
-            counts = dict(feature_store.query(
-                f"select strftime({month_column}, '%Y-%m-%d') as month, count(*) as n from {schema}.{name} group by 1"
-            ).itertuples(index=False))
+            counts = dict(
+                feature_store.query(
+                    f"select strftime({month_column}, '%Y-%m-%d') as month, count(*) as n from {schema}.{name} group by 1"
+                ).itertuples(index=False)
+            )
             if name in staging_models_by_name(manifest):  # rebuilt by every build: it holds the run's months
                 assert set(counts) == {"2023-01-01", "2023-02-01"}
             for partition, materialization in by_partition.items():
-                assert materialization.metadata["dagster/row_count"].value == counts.get(partition, 0), (name, partition)
+                assert materialization.metadata["dagster/row_count"].value == counts.get(partition, 0), (
+                    name,
+                    partition,
+                )
         january, february = (
             instance.fetch_materializations(
                 dg.AssetRecordsFilter(dg.AssetKey(["filtered", "inclinic_transactions"]), asset_partitions=[p]), limit=1
-            ).records[0].asset_materialization.metadata
+            )
+            .records[0]
+            .asset_materialization.metadata
             for p in ("2023-01-01", "2023-02-01")
         )
         assert january["rows_in"].value > january["rows_out"].value > 0 and january["rows_rejected"].value > 0
@@ -119,6 +131,7 @@ def test_each_month_of_a_multi_month_run_has_its_own_row_count(feature_store, ca
         assert set(january["rows_by_month"].value) == {"2023-01", "2023-02"}
         # the dbt tests' results arrive under the readable names (not as observations)
         evaluations = instance.event_log_storage.get_asset_check_execution_history(
-            dg.AssetCheckKey(dg.AssetKey(["features", "client_features"]), "unique_client_id_and_feature_month"), limit=5
+            dg.AssetCheckKey(dg.AssetKey(["features", "client_features"]), "unique_client_id_and_feature_month"),
+            limit=5,
         )
         assert [e.status.value for e in evaluations] == ["SUCCEEDED"]

@@ -8,8 +8,6 @@ Thresholds: defaults in rules.py, overridable per model and column in the dbt
 .yml under `meta.quality`; null-rate expectations come from the column's dbt tests.
 """
 
-
-
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -19,17 +17,31 @@ from typing import Any
 import dagster as dg
 import duckdb
 
+from feature_store_assets.acceptance import blocked_with_windows
 from feature_store_assets.checks import rules
 from feature_store_assets.dbt import WINDOWED_LAYERS, load_manifest, monthly_models_by_name
 from feature_store_assets.landing_zone import EVENT_TABLES, landed_rows
 from feature_store_assets.months import add_months, describe_months, format_month, month_range, parse_month
 from feature_store_assets.resources import WAREHOUSE_POOL, FeatureStoreResource
-from feature_store_assets.acceptance import blocked_with_windows
-from feature_store_assets.warehouse import ACCEPTED, BUILT, FAILED, LEDGER, connect, month_states, quote, record_verdicts, table_exists
+from feature_store_assets.warehouse import (
+    ACCEPTED,
+    BUILT,
+    FAILED,
+    LEDGER,
+    connect,
+    month_states,
+    quote,
+    record_verdicts,
+    table_exists,
+)
 
 FEATURE_MODEL = "client_features"
 REJECTED_MODEL = "rejected_rows"
-FILTER_EVENT_TIMESTAMPS = {"inclinic_transactions": "transaction_ts", "hd_orders": "transaction_ts", "web_sessions": "session_start_ts"}
+FILTER_EVENT_TIMESTAMPS = {
+    "inclinic_transactions": "transaction_ts",
+    "hd_orders": "transaction_ts",
+    "web_sessions": "session_start_ts",
+}
 # Features compared month over month for drift: every numeric feature column but keys, and
 # clinic_revenue_12m, a clinic-level value repeated on each client (a few dozen distinct values: no quantile bins).
 DRIFT_EXCLUDED = {"client_id", "feature_month", "clinic_id", "zip_code", "zip_income_match", "clinic_revenue_12m"}
@@ -104,8 +116,12 @@ class Judgement:
         self.blocking: dict[date, list[str]] = {}
 
     def add(
-        self, model: ModelQuality, check: str, verdicts: Mapping[date, rules.Verdict],
-        severity: Severity | Mapping[date, Severity] = Severity.ERROR, extra: dict | None = None,
+        self,
+        model: ModelQuality,
+        check: str,
+        verdicts: Mapping[date, rules.Verdict],
+        severity: Severity | Mapping[date, Severity] = Severity.ERROR,
+        extra: dict | None = None,
     ) -> None:
         by_month = severity if isinstance(severity, Mapping) else dict.fromkeys(verdicts, severity)
         if self.mode == "warn":
@@ -114,19 +130,30 @@ class Judgement:
         for month, verdict in failed.items():
             if by_month.get(month, Severity.ERROR) == Severity.ERROR:
                 self.blocking.setdefault(month, []).append(f"{model.key.to_user_string()} {check}: {verdict.summary}")
-        worst = Severity.ERROR if any(by_month.get(m, Severity.ERROR) == Severity.ERROR for m in failed) else Severity.WARN
+        worst = (
+            Severity.ERROR if any(by_month.get(m, Severity.ERROR) == Severity.ERROR for m in failed) else Severity.WARN
+        )
         metadata: dict[str, Any] = {
-            f"{format_month(month)}": dg.MetadataValue.json(v.metadata | {"summary": v.summary}) for month, v in verdicts.items()
+            f"{format_month(month)}": dg.MetadataValue.json(v.metadata | {"summary": v.summary})
+            for month, v in verdicts.items()
         }
         if len(verdicts) == 1:  # a single month: flat numbers Dagster plots over partitions
             (verdict,) = verdicts.values()
-            metadata |= {k: v for k, v in verdict.metadata.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+            metadata |= {
+                k: v for k, v in verdict.metadata.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+            }
         metadata["failed_months"] = ", ".join(format_month(m) for m in sorted(failed)) or "none"
         metadata |= extra or {}
-        self.results.append(dg.AssetCheckResult(
-            asset_key=model.key, check_name=check, passed=not failed, severity=worst, metadata=metadata,
-            description="; ".join(f"{format_month(m)}: {v.summary}" for m, v in sorted(failed.items())) or None,
-        ))
+        self.results.append(
+            dg.AssetCheckResult(
+                asset_key=model.key,
+                check_name=check,
+                passed=not failed,
+                severity=worst,
+                metadata=metadata,
+                description="; ".join(f"{format_month(m)}: {v.summary}" for m, v in sorted(failed.items())) or None,
+            )
+        )
 
 
 def _configured_blocking(model: ModelQuality, check: str) -> Severity:
@@ -145,7 +172,10 @@ def row_count_rule(model: ModelQuality) -> rules.RowCountRule:
 
 
 def row_count_results(
-    con: duckdb.DuckDBPyConnection, models: Iterable[ModelQuality], months: list[date], judgement: Judgement,
+    con: duckdb.DuckDBPyConnection,
+    models: Iterable[ModelQuality],
+    months: list[date],
+    judgement: Judgement,
     not_built: Mapping[date, str] | None = None,
 ) -> None:
     """A month without rows is an integrity failure (ERROR; `meta.quality.allow_empty_month` for models whose month
@@ -157,15 +187,20 @@ def row_count_results(
         if not model.quality.get("row_count_check", True):
             continue
         lookback = model.quality.get("row_count_lookback", rules.DEFAULT_ROW_COUNT_LOOKBACK)
-        history = dict(con.execute(
-            f"select month, row_count from {LEDGER} where model = ? and row_count is not null "
-            "and coalesce(status, ?) in (?, ?) order by month",
-            [model.name, ACCEPTED, ACCEPTED, BUILT],
-        ).fetchall())
+        history = dict(
+            con.execute(
+                f"select month, row_count from {LEDGER} where model = ? and row_count is not null "
+                "and coalesce(status, ?) in (?, ?) order by month",
+                [model.name, ACCEPTED, ACCEPTED, BUILT],
+            ).fetchall()
+        )
         verdicts, severity = {}, {}
         for month in months:
             if month in not_built:
-                verdicts[month], severity[month] = rules.Verdict(False, f"not built: {not_built[month]}", {"rows": 0}), Severity.ERROR
+                verdicts[month], severity[month] = (
+                    rules.Verdict(False, f"not built: {not_built[month]}", {"rows": 0}),
+                    Severity.ERROR,
+                )
                 continue
             previous = [count for m, count in sorted(history.items()) if m < month][-lookback:]
             verdict = rules.row_count_verdict(history.get(month, 0), previous, row_count_rule(model))
@@ -178,7 +213,9 @@ def row_count_results(
         judgement.add(model, "row_count", verdicts, severity)
 
 
-def null_rate_results(con: duckdb.DuckDBPyConnection, models: Iterable[ModelQuality], months: list[date], judgement: Judgement) -> None:
+def null_rate_results(
+    con: duckdb.DuckDBPyConnection, models: Iterable[ModelQuality], months: list[date], judgement: Judgement
+) -> None:
     for model in models:
         columns = [row[0] for row in con.execute(f"select column_name from (describe {model.relation})").fetchall()]
         counted = ", ".join(f"count({quote(c)})" for c in columns)
@@ -195,35 +232,52 @@ def null_rate_results(con: duckdb.DuckDBPyConnection, models: Iterable[ModelQual
             row = by_month.get(month)
             total = row[1] if row else 0
             non_null = dict(zip(columns, row[2 : 2 + len(columns)])) if row else {c: 0 for c in columns}
-            condition_counts = dict(zip(model.null_conditions, row[2 + len(columns):])) if row else {}
+            condition_counts = dict(zip(model.null_conditions, row[2 + len(columns) :])) if row else {}
             column_verdicts = []
             for column in columns:
                 expected = condition_counts[column] / total if column in model.null_conditions and total else None
                 column_verdicts.append(
-                    rules.null_rate_verdict(column, total - non_null[column], total, model.max_null_rates.get(column), expected)
+                    rules.null_rate_verdict(
+                        column, total - non_null[column], total, model.max_null_rates.get(column), expected
+                    )
                 )
             failing = [v for v in column_verdicts if not v.passed]
             offenders += [v.summary for v in failing]
             # a key's NULL (a not_null test) and an exact expectation are integrity; a ceiling is statistical, so a
             # rate over fewer than min_rows rows warns (a handful of rows gives a rate anything by chance)
-            exact = [v for v in failing if v.metadata.get("max_null_rate", 1) == 0 or "expected_null_rate" in v.metadata]
+            exact = [
+                v for v in failing if v.metadata.get("max_null_rate", 1) == 0 or "expected_null_rate" in v.metadata
+            ]
             severity[month] = Severity.ERROR if exact or total >= min_rows else Severity.WARN
             rates = {v.metadata["column"]: round(v.metadata["null_rate"], 6) for v in column_verdicts}
             verdicts[month] = rules.Verdict(
                 passed=not failing,
                 summary="; ".join(v.summary for v in failing) or f"{len(columns)} columns within thresholds",
-                metadata={"rows": total, "null_rates": rates, "max_null_rates": dict(model.max_null_rates),
-                          "null_exactly_when": dict(model.null_conditions)},
+                metadata={
+                    "rows": total,
+                    "null_rates": rates,
+                    "max_null_rates": dict(model.max_null_rates),
+                    "null_exactly_when": dict(model.null_conditions),
+                },
             )
-        judgement.add(model, "null_rates", verdicts, severity, extra={"top_offenders": ", ".join(offenders[:TOP_OFFENDERS]) or "none"})
+        judgement.add(
+            model,
+            "null_rates",
+            verdicts,
+            severity,
+            extra={"top_offenders": ", ".join(offenders[:TOP_OFFENDERS]) or "none"},
+        )
 
 
-def rejected_rate_result(con: duckdb.DuckDBPyConnection, model: ModelQuality, months: list[date], raw_dir: Path, judgement: Judgement) -> None:
+def rejected_rate_result(
+    con: duckdb.DuckDBPyConnection, model: ModelQuality, months: list[date], raw_dir: Path, judgement: Judgement
+) -> None:
     warn = model.quality.get("rejected_warn_rate", rules.DEFAULT_REJECTED_WARN_RATE)
     error = model.quality.get("rejected_error_rate", rules.DEFAULT_REJECTED_ERROR_RATE)
     rejected = con.execute(
         f"select event_month, table_name, reason, count(*) from {model.relation} "
-        "where list_contains(?, event_month) group by all", [months]
+        "where list_contains(?, event_month) group by all",
+        [months],
     ).fetchall()
     min_rows = model.quality.get("rate_min_rows", rules.DEFAULT_RATE_MIN_ROWS)
     verdicts, severity = {}, {}
@@ -237,7 +291,8 @@ def rejected_rate_result(con: duckdb.DuckDBPyConnection, model: ModelQuality, mo
                     landed_by_key[f"{table}/{reason}"] = landed
         # above the error rate is an ERROR once the table's month has min_rows landed rows; on fewer, a WARN
         severities = {
-            key: "WARN" if rules.rejection_severity(rate, warn, error) == "ERROR" and landed_by_key[key] < min_rows
+            key: "WARN"
+            if rules.rejection_severity(rate, warn, error) == "ERROR" and landed_by_key[key] < min_rows
             else rules.rejection_severity(rate, warn, error)
             for key, rate in rates.items()
         }
@@ -245,13 +300,20 @@ def rejected_rate_result(con: duckdb.DuckDBPyConnection, model: ModelQuality, mo
         severity[month] = Severity.ERROR if "ERROR" in flagged.values() else Severity.WARN
         verdicts[month] = rules.Verdict(
             passed=not flagged,
-            summary=", ".join(f"{k} {rates[k]:.2%} ({s})" for k, s in sorted(flagged.items())) or "rejection rates acceptable",
-            metadata={"rejected_rate": {k: round(v, 6) for k, v in sorted(rates.items())}, "warn_above": warn, "error_above": error},
+            summary=", ".join(f"{k} {rates[k]:.2%} ({s})" for k, s in sorted(flagged.items()))
+            or "rejection rates acceptable",
+            metadata={
+                "rejected_rate": {k: round(v, 6) for k, v in sorted(rates.items())},
+                "warn_above": warn,
+                "error_above": error,
+            },
         )
     judgement.add(model, "rejected_row_rate", verdicts, severity)
 
 
-def point_in_time_results(con: duckdb.DuckDBPyConnection, models: Mapping[str, ModelQuality], months: list[date], judgement: Judgement) -> None:
+def point_in_time_results(
+    con: duckdb.DuckDBPyConnection, models: Mapping[str, ModelQuality], months: list[date], judgement: Judgement
+) -> None:
     """No event at or after E feeds month M: filter rows sit inside their month; feature recency and tenure are not negative."""
     for name, ts_column in FILTER_EVENT_TIMESTAMPS.items():
         if name not in models:
@@ -263,32 +325,42 @@ def point_in_time_results(con: duckdb.DuckDBPyConnection, models: Mapping[str, M
                 f"select count(*) from {model.relation} where event_month = ? and ({ts_column} < ? or {ts_column} >= ?)",
                 [month, month, add_months(month, 1)],
             ).fetchone()[0]
-            verdicts[month] = rules.Verdict(outside == 0, f"{outside} rows outside their month", {"rows_outside_month": outside})
+            verdicts[month] = rules.Verdict(
+                outside == 0, f"{outside} rows outside their month", {"rows_outside_month": outside}
+            )
         judgement.add(model, "point_in_time", verdicts)
     if FEATURE_MODEL in models:
         model = models[FEATURE_MODEL]
         verdicts = {}
         for month in months:
-            future, = con.execute(
+            (future,) = con.execute(
                 f"select count(*) from {model.relation} where feature_month = ? and (days_since_last_purchase < 0 or tenure_days < 1)",
                 [month],
             ).fetchone()
-            verdicts[month] = rules.Verdict(future == 0, f"{future} rows see events at or after E", {"rows_seeing_the_future": future})
+            verdicts[month] = rules.Verdict(
+                future == 0, f"{future} rows see events at or after E", {"rows_seeing_the_future": future}
+            )
         judgement.add(model, "point_in_time", verdicts)
 
 
-def eligibility_result(con: duckdb.DuckDBPyConnection, model: ModelQuality, months: list[date], judgement: Judgement) -> None:
+def eligibility_result(
+    con: duckdb.DuckDBPyConnection, model: ModelQuality, months: list[date], judgement: Judgement
+) -> None:
     """Every featured client exists, belongs to a complete clinic and was created before E."""
     verdicts = {}
     for month in months:
-        offenders = [row[0] for row in con.execute(
-            f"select f.client_id from {model.relation} f left join filtered.integrated_clients c using (client_id) "
-            "where f.feature_month = ? and (c.client_id is null or c.created_at >= ? or c.clinic_id != f.clinic_id) "
-            "order by 1 limit 1000",
-            [month, add_months(month, 1)],
-        ).fetchall()]
+        offenders = [
+            row[0]
+            for row in con.execute(
+                f"select f.client_id from {model.relation} f left join filtered.integrated_clients c using (client_id) "
+                "where f.feature_month = ? and (c.client_id is null or c.created_at >= ? or c.clinic_id != f.clinic_id) "
+                "order by 1 limit 1000",
+                [month, add_months(month, 1)],
+            ).fetchall()
+        ]
         verdicts[month] = rules.Verdict(
-            not offenders, f"{len(offenders)} featured clients not eligible",
+            not offenders,
+            f"{len(offenders)} featured clients not eligible",
             {"ineligible_clients": len(offenders), "sample_client_ids": offenders[:TOP_OFFENDERS]},
         )
     judgement.add(model, "eligible_clients_only", verdicts)
@@ -298,7 +370,8 @@ def drift_result(con: duckdb.DuckDBPyConnection, model: ModelQuality, months: li
     """Population stability index of each numeric feature, month M against M-1; a WARN unless the yml makes it blocking."""
     threshold = model.quality.get("psi_warn", rules.DEFAULT_PSI_WARN)
     features = [
-        name for name, dtype in con.execute(f"select column_name, column_type from (describe {model.relation})").fetchall()
+        name
+        for name, dtype in con.execute(f"select column_name, column_type from (describe {model.relation})").fetchall()
         if name not in DRIFT_EXCLUDED and dtype in ("DOUBLE", "INTEGER", "BIGINT")
     ]
     columns = ", ".join(features)
@@ -311,8 +384,12 @@ def drift_result(con: duckdb.DuckDBPyConnection, model: ModelQuality, months: li
         taken over the whole table before the month filter: its cost grew with history.
         """
         if month not in samples:
-            rows, = con.execute(f"select count(*) from {model.relation} where feature_month = ?", [month]).fetchone()
-            clause = "" if rows <= DRIFT_SAMPLE_ROWS else f" using sample {100 * DRIFT_SAMPLE_ROWS / rows:.4f} percent (system, 42)"
+            (rows,) = con.execute(f"select count(*) from {model.relation} where feature_month = ?", [month]).fetchone()
+            clause = (
+                ""
+                if rows <= DRIFT_SAMPLE_ROWS
+                else f" using sample {100 * DRIFT_SAMPLE_ROWS / rows:.4f} percent (system, 42)"
+            )
             # the sample applies to the month's rows (a subquery): after FROM, it would apply before WHERE, to every month
             samples[month] = con.execute(
                 f"select * from (select {columns} from {model.relation} where feature_month = ?){clause}", [month]
@@ -332,8 +409,12 @@ def drift_result(con: duckdb.DuckDBPyConnection, model: ModelQuality, months: li
         verdicts[month] = rules.Verdict(
             not drifted,
             ", ".join(f"{f} PSI {psi[f]:.3f}" for f in drifted[:TOP_OFFENDERS]) or "no feature drifted",
-            {"psi": {f: round(v, 5) for f, v in psi.items()}, "psi_warn_above": threshold,
-             "most_drifted": [f"{f} {psi[f]:.3f}" for f in top], "max_psi": round(max(psi.values()), 5)},
+            {
+                "psi": {f: round(v, 5) for f, v in psi.items()},
+                "psi_warn_above": threshold,
+                "most_drifted": [f"{f} {psi[f]:.3f}" for f in top],
+                "max_psi": round(max(psi.values()), 5),
+            },
         )
     judgement.add(model, "feature_drift", verdicts, _configured_blocking(model, "feature_drift"))
 
@@ -341,7 +422,11 @@ def drift_result(con: duckdb.DuckDBPyConnection, model: ModelQuality, months: li
 def _floats(values):
     import numpy as np
 
-    return np.ma.filled(np.ma.asarray(values, dtype="float64"), np.nan) if np.ma.isMaskedArray(values) else np.asarray(values, dtype="float64")
+    return (
+        np.ma.filled(np.ma.asarray(values, dtype="float64"), np.nan)
+        if np.ma.isMaskedArray(values)
+        else np.asarray(values, dtype="float64")
+    )
 
 
 ACCEPTANCE_CHECK = "month_accepted"
@@ -354,32 +439,70 @@ def check_specs(models: list[ModelQuality]) -> list[dg.AssetCheckSpec]:
     step, and never fails it (a held-back month is a WARN there: the publish step names it and fails the run)."""
     specs = []
     for model in models:
-        specs.append(dg.AssetCheckSpec(
-            ACCEPTANCE_CHECK, asset=model.key, blocking=True,
-            description="Each run month is accepted for publishing (no ERROR check failed on any model that month, and "
-            "its 12-month window holds no blocked month), or held back with the reasons; recorded in quality.materialized_months.",
-        ))
+        specs.append(
+            dg.AssetCheckSpec(
+                ACCEPTANCE_CHECK,
+                asset=model.key,
+                blocking=True,
+                description="Each run month is accepted for publishing (no ERROR check failed on any model that month, and "
+                "its 12-month window holds no blocked month), or held back with the reasons; recorded in quality.materialized_months.",
+            )
+        )
         if model.quality.get("row_count_check", True):
-            specs.append(dg.AssetCheckSpec("row_count", asset=model.key, description=(
-                "Rows of each run month. No rows: ERROR. Against the trailing months' median: WARN on a drop below half or "
-                "growth above 3x, once 3 earlier months with a median of at least 500 rows are known (docs/quality.md).")))
-        specs.append(dg.AssetCheckSpec("null_rates", asset=model.key,
-                                       description="ERROR when a column's null rate breaks its threshold from the dbt .yml."))
+            specs.append(
+                dg.AssetCheckSpec(
+                    "row_count",
+                    asset=model.key,
+                    description=(
+                        "Rows of each run month. No rows: ERROR. Against the trailing months' median: WARN on a drop below half or "
+                        "growth above 3x, once 3 earlier months with a median of at least 500 rows are known (docs/quality.md)."
+                    ),
+                )
+            )
+        specs.append(
+            dg.AssetCheckSpec(
+                "null_rates",
+                asset=model.key,
+                description="ERROR when a column's null rate breaks its threshold from the dbt .yml.",
+            )
+        )
         if model.name in FILTER_EVENT_TIMESTAMPS or model.name == FEATURE_MODEL:
-            specs.append(dg.AssetCheckSpec("point_in_time", asset=model.key,
-                                           description="ERROR when an event at or after E (the first day of M+1) contributes to month M."))
+            specs.append(
+                dg.AssetCheckSpec(
+                    "point_in_time",
+                    asset=model.key,
+                    description="ERROR when an event at or after E (the first day of M+1) contributes to month M.",
+                )
+            )
         if model.name == REJECTED_MODEL:
-            specs.append(dg.AssetCheckSpec("rejected_row_rate", asset=model.key,
-                                           description="Rejected rows per landed rows, by table and reason: WARN above 1%, ERROR above 10%."))
+            specs.append(
+                dg.AssetCheckSpec(
+                    "rejected_row_rate",
+                    asset=model.key,
+                    description="Rejected rows per landed rows, by table and reason: WARN above 1%, ERROR above 10%.",
+                )
+            )
         if model.name == FEATURE_MODEL:
-            specs.append(dg.AssetCheckSpec("eligible_clients_only", asset=model.key,
-                                           description="ERROR unless every featured client exists, belongs to a complete clinic and was created before E."))
-            specs.append(dg.AssetCheckSpec("feature_drift", asset=model.key,
-                                           description="Population stability index of each feature against the previous month (WARN)."))
+            specs.append(
+                dg.AssetCheckSpec(
+                    "eligible_clients_only",
+                    asset=model.key,
+                    description="ERROR unless every featured client exists, belongs to a complete clinic and was created before E.",
+                )
+            )
+            specs.append(
+                dg.AssetCheckSpec(
+                    "feature_drift",
+                    asset=model.key,
+                    description="Population stability index of each feature against the previous month (WARN).",
+                )
+            )
     return specs
 
 
-def acceptance_results(models: Iterable[ModelQuality], months: list[date], held: Mapping[date, str]) -> list[dg.AssetCheckResult]:
+def acceptance_results(
+    models: Iterable[ModelQuality], months: list[date], held: Mapping[date, str]
+) -> list[dg.AssetCheckResult]:
     """The month_accepted check of each model: which run months are accepted, which held back and why."""
     summary = "; ".join(f"{format_month(m)}: {why}" for m, why in sorted(held.items())) or None
     metadata = {
@@ -387,8 +510,14 @@ def acceptance_results(models: Iterable[ModelQuality], months: list[date], held:
         "held_back_months": describe_months(held) or "none",
     }
     return [
-        dg.AssetCheckResult(asset_key=model.key, check_name=ACCEPTANCE_CHECK, passed=not held,
-                            severity=dg.AssetCheckSeverity.WARN, metadata=metadata, description=summary)
+        dg.AssetCheckResult(
+            asset_key=model.key,
+            check_name=ACCEPTANCE_CHECK,
+            passed=not held,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata=metadata,
+            description=summary,
+        )
         for model in models
     ]
 
@@ -435,8 +564,14 @@ def build_quality_checks() -> dg.AssetChecksDefinition:
                 yield result
         for asset_key, check_name in sorted(selected, key=str):
             if asset_key in missing:  # dbt should have built it: say so rather than pass silently
-                yield dg.AssetCheckResult(asset_key=asset_key, check_name=check_name, passed=False,
-                                          severity=dg.AssetCheckSeverity.WARN if check_name == ACCEPTANCE_CHECK else dg.AssetCheckSeverity.ERROR,
-                                          description=f"{asset_key.to_user_string()} does not exist in the warehouse")
+                yield dg.AssetCheckResult(
+                    asset_key=asset_key,
+                    check_name=check_name,
+                    passed=False,
+                    severity=dg.AssetCheckSeverity.WARN
+                    if check_name == ACCEPTANCE_CHECK
+                    else dg.AssetCheckSeverity.ERROR,
+                    description=f"{asset_key.to_user_string()} does not exist in the warehouse",
+                )
 
     return quality_checks

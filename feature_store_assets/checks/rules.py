@@ -46,34 +46,58 @@ def row_count_verdict(month_rows: int, previous_rows: Sequence[int], rule: RowCo
     """`no rows` fails (an integrity problem: the caller decides its severity); a change fails only when it is
     outside [median x (1 - tolerance), median x growth], widened to the count's noise (NOISE_SIGMAS x sqrt(median)),
     and only with at least `min_history` earlier months whose median is at least `min_rows`."""
-    metadata = {"rows": month_rows, "previous_months_rows": list(previous_rows), "drop_tolerance": rule.tolerance,
-                "growth_allowed": rule.growth}
+    metadata = {
+        "rows": month_rows,
+        "previous_months_rows": list(previous_rows),
+        "drop_tolerance": rule.tolerance,
+        "growth_allowed": rule.growth,
+    }
     if month_rows == 0:
         return Verdict(False, "no rows", metadata | {"empty": True})
     if len(previous_rows) < rule.min_history:
         return Verdict(True, f"{len(previous_rows)} earlier months: no verdict before {rule.min_history}", metadata)
     reference = median(previous_rows)
-    metadata |= {"trailing_median": float(reference), "ratio_to_median": round(month_rows / reference, 4) if reference else None}
+    metadata |= {
+        "trailing_median": float(reference),
+        "ratio_to_median": round(month_rows / reference, 4) if reference else None,
+    }
     if reference < rule.min_rows:
-        return Verdict(True, f"trailing median {reference:g} rows is below {rule.min_rows}: no verdict on the change", metadata)
+        return Verdict(
+            True, f"trailing median {reference:g} rows is below {rule.min_rows}: no verdict on the change", metadata
+        )
     noise = NOISE_SIGMAS * math.sqrt(reference)
-    low, high = min(reference * (1 - rule.tolerance), reference - noise), max(reference * rule.growth, reference + noise)
+    low, high = (
+        min(reference * (1 - rule.tolerance), reference - noise),
+        max(reference * rule.growth, reference + noise),
+    )
     metadata |= {"lowest_expected": round(low, 1), "highest_expected": round(high, 1)}
     ratio = month_rows / reference
     if month_rows < low:
-        return Verdict(False, f"{month_rows} rows is {ratio:.2f}x the trailing median {reference:g} (a drop below {low:.0f})", metadata)
+        return Verdict(
+            False,
+            f"{month_rows} rows is {ratio:.2f}x the trailing median {reference:g} (a drop below {low:.0f})",
+            metadata,
+        )
     if month_rows > high:
-        return Verdict(False, f"{month_rows} rows is {ratio:.2f}x the trailing median {reference:g} (above {high:.0f})", metadata)
+        return Verdict(
+            False, f"{month_rows} rows is {ratio:.2f}x the trailing median {reference:g} (above {high:.0f})", metadata
+        )
     return Verdict(True, f"{ratio:.2f}x the trailing median", metadata)
 
 
-def null_rate_verdict(column: str, nulls: int, rows: int, max_rate: float | None, expected_rate: float | None) -> Verdict:
+def null_rate_verdict(
+    column: str, nulls: int, rows: int, max_rate: float | None, expected_rate: float | None
+) -> Verdict:
     """A column's null rate against its ceiling (max_rate) or its exact expectation (expected_rate)."""
     rate = nulls / rows if rows else 0.0
     metadata = {"column": column, "nulls": nulls, "rows": rows, "null_rate": rate}
     if expected_rate is not None:
         metadata["expected_null_rate"] = expected_rate
-        return Verdict(math.isclose(rate, expected_rate, abs_tol=1e-12), f"{column}: {rate:.4%} (expected {expected_rate:.4%})", metadata)
+        return Verdict(
+            math.isclose(rate, expected_rate, abs_tol=1e-12),
+            f"{column}: {rate:.4%} (expected {expected_rate:.4%})",
+            metadata,
+        )
     if max_rate is not None:
         metadata["max_null_rate"] = max_rate
         return Verdict(rate <= max_rate + 1e-12, f"{column}: {rate:.4%} (max {max_rate:.4%})", metadata)

@@ -23,9 +23,7 @@ import duckdb
 
 from feature_store_assets.warehouse import sql_string
 
-DEFAULT_ZIP_INCOME_CSV = (
-    Path(__file__).resolve().parent.parent / "reference" / "data" / "zip_income_sample.csv"
-)
+DEFAULT_ZIP_INCOME_CSV = Path(__file__).resolve().parent.parent / "reference" / "data" / "zip_income_sample.csv"
 
 TABLE_PATHS = {
     "clinics": "clinics.parquet",
@@ -42,37 +40,101 @@ CLIENT_ID_START = 100_001
 UNKNOWN_CLIENT_ID_START = 900_000_001
 
 # multiplier of the monthly event volume by calendar month: busier in spring and summer
-SEASONALITY = {1: 0.86, 2: 0.88, 3: 0.97, 4: 1.05, 5: 1.12, 6: 1.15,
-               7: 1.14, 8: 1.10, 9: 1.01, 10: 0.96, 11: 0.90, 12: 0.86}
+SEASONALITY = {
+    1: 0.86,
+    2: 0.88,
+    3: 0.97,
+    4: 1.05,
+    5: 1.12,
+    6: 1.15,
+    7: 1.14,
+    8: 1.10,
+    9: 1.01,
+    10: 0.96,
+    11: 0.90,
+    12: 0.86,
+}
 
 # the first key of each is the majority; the others get their share, at least one clinic
 PRACTICE_TYPES = {"small_animal": 0.62, "mixed": 0.18, "equine": 0.07, "emergency": 0.13}
-INTEGRATION_STATUSES = {"complete": 0.78, "in_progress": 0.09, "not_started": 0.08,
-                        "disabled": 0.05}
-CLINIC_NAME_PREFIXES = ["Maple Grove", "Riverside", "Oak Hill", "Lakeside", "Cedar Park",
-                        "Harborview", "Green Valley", "Northgate", "Sunrise", "Willow Creek",
-                        "Summit", "Pinecrest", "Brookside", "Meadowbrook", "Stonebridge",
-                        "Hillcrest", "Bayside", "Fox Run"]
-CLINIC_NAME_SUFFIXES = {"small_animal": "Animal Hospital", "mixed": "Veterinary Services",
-                        "equine": "Equine Center", "emergency": "Animal Emergency Center"}
+INTEGRATION_STATUSES = {"complete": 0.78, "in_progress": 0.09, "not_started": 0.08, "disabled": 0.05}
+CLINIC_NAME_PREFIXES = [
+    "Maple Grove",
+    "Riverside",
+    "Oak Hill",
+    "Lakeside",
+    "Cedar Park",
+    "Harborview",
+    "Green Valley",
+    "Northgate",
+    "Sunrise",
+    "Willow Creek",
+    "Summit",
+    "Pinecrest",
+    "Brookside",
+    "Meadowbrook",
+    "Stonebridge",
+    "Hillcrest",
+    "Bayside",
+    "Fox Run",
+]
+CLINIC_NAME_SUFFIXES = {
+    "small_animal": "Animal Hospital",
+    "mixed": "Veterinary Services",
+    "equine": "Equine Center",
+    "emergency": "Animal Emergency Center",
+}
 
 # how the raw clients.zip_code was entered; a plain valid ZIP takes the rest
-ZIP_FORMS = {"zip_plus_four": 0.03, "nine_digits": 0.02, "lost_leading_zero": 0.03,
-             "not_in_source": 0.025, "blank": 0.015, "whitespace": 0.01, "null": 0.03,
-             "junk": 0.02, "padded": 0.02}
+ZIP_FORMS = {
+    "zip_plus_four": 0.03,
+    "nine_digits": 0.02,
+    "lost_leading_zero": 0.03,
+    "not_in_source": 0.025,
+    "blank": 0.015,
+    "whitespace": 0.01,
+    "null": 0.03,
+    "junk": 0.02,
+    "padded": 0.02,
+}
 JUNK_ZIPS = ["N/A", "ABCDE", "00000", "12-34", "unknown", "0", "1234567", "ZIP"]
 
 # in basket order (a wellness visit: vaccines, parasiticides, pharmacy, food; a procedure:
 # diagnostics, dental, surgery, Boarding); the last three are no contract category (`other`)
-INCLINIC_CATEGORIES = {"vaccines": 0.22, "parasiticides": 0.12, "pharmacy": 0.16, "food": 0.10,
-                       "diagnostics": 0.18, "dental": 0.07, "surgery": 0.05, "Boarding": 0.03,
-                       "grooming": 0.05, "behavior_consult": 0.02}
-ONLINE_CATEGORIES = {"food": 0.45, "pharmacy": 0.24, "parasiticides": 0.22, "dental": 0.04,
-                     "diagnostics": 0.02, "toys": 0.03}
+INCLINIC_CATEGORIES = {
+    "vaccines": 0.22,
+    "parasiticides": 0.12,
+    "pharmacy": 0.16,
+    "food": 0.10,
+    "diagnostics": 0.18,
+    "dental": 0.07,
+    "surgery": 0.05,
+    "Boarding": 0.03,
+    "grooming": 0.05,
+    "behavior_consult": 0.02,
+}
+ONLINE_CATEGORIES = {
+    "food": 0.45,
+    "pharmacy": 0.24,
+    "parasiticides": 0.22,
+    "dental": 0.04,
+    "diagnostics": 0.02,
+    "toys": 0.03,
+}
 # median unit price in dollars
-UNIT_PRICES = {"vaccines": 45, "diagnostics": 130, "pharmacy": 55, "parasiticides": 75,
-               "food": 60, "dental": 260, "surgery": 550, "grooming": 55, "Boarding": 90,
-               "behavior_consult": 110, "toys": 18}
+UNIT_PRICES = {
+    "vaccines": 45,
+    "diagnostics": 130,
+    "pharmacy": 55,
+    "parasiticides": 75,
+    "food": 60,
+    "dental": 260,
+    "surgery": 550,
+    "grooming": 55,
+    "Boarding": 90,
+    "behavior_consult": 110,
+    "toys": 18,
+}
 GOODS = ("pharmacy", "parasiticides", "food")
 ORDER_STATUSES = {"completed": 0.90, "cancelled": 0.06, "refunded": 0.04}
 
@@ -101,15 +163,15 @@ class GeneratorOptions:
     and its online orders and web sessions are the ratios of that.
     """
 
-    start_month: str = "2023-01"      # first month, YYYY-MM
-    months: int = 12                  # number of monthly folders
+    start_month: str = "2023-01"  # first month, YYYY-MM
+    months: int = 12  # number of monthly folders
     clinics: int = 40
     clients: int = 4000
     inclinic_rows_per_month: int = 20_000
-    online_orders_ratio: float = 0.25   # online order rows per month = ratio * inclinic rows
-    web_sessions_ratio: float = 0.5     # web session rows per month = ratio * inclinic rows
+    online_orders_ratio: float = 0.25  # online order rows per month = ratio * inclinic rows
+    web_sessions_ratio: float = 0.5  # web session rows per month = ratio * inclinic rows
     seed: int = 42
-    bad_row_share: float = 0.01         # share of event rows that fall in some bad-input class
+    bad_row_share: float = 0.01  # share of event rows that fall in some bad-input class
 
 
 @dataclass(frozen=True)
@@ -157,8 +219,10 @@ class RowPlan:
         n = self.generated_rows
         offset = (self.seed * 7919 + self.first_id * 104_729) % n
         slot = f"(({_coprime_step(n)} * {row} + {offset}) % {n})"
-        return (f"CASE WHEN {slot} < {self.bad_rows} "
-                f"THEN {_sql_list(self.bad_inputs)}[1 + {slot} % {len(self.bad_inputs)}] END")
+        return (
+            f"CASE WHEN {slot} < {self.bad_rows} "
+            f"THEN {_sql_list(self.bad_inputs)}[1 + {slot} % {len(self.bad_inputs)}] END"
+        )
 
 
 def generate_landing_zone(
@@ -179,9 +243,11 @@ def generate_landing_zone(
         _remove(raw_dir / relative)
     raw_dir.mkdir(parents=True, exist_ok=True)
 
-    writers = {"transactions_inclinic": _write_inclinic_month,
-               "transactions": _write_online_month,
-               "web_sessions": _write_web_sessions_month}
+    writers = {
+        "transactions_inclinic": _write_inclinic_month,
+        "transactions": _write_online_month,
+        "web_sessions": _write_web_sessions_month,
+    }
     con = duckdb.connect()
     try:
         con.execute("SET enable_progress_bar = false")
@@ -238,13 +304,11 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
-def _row_plans(month: Month, options: GeneratorOptions,
-               next_ids: dict[str, int]) -> dict[str, RowPlan]:
+def _row_plans(month: Month, options: GeneratorOptions, next_ids: dict[str, int]) -> dict[str, RowPlan]:
     inclinic_rows = round(options.inclinic_rows_per_month * SEASONALITY[month.start.month])
     sizes = {
         "transactions_inclinic": (inclinic_rows, TRANSACTION_BAD_INPUTS),
-        "transactions": (round(inclinic_rows * options.online_orders_ratio),
-                         TRANSACTION_BAD_INPUTS),
+        "transactions": (round(inclinic_rows * options.online_orders_ratio), TRANSACTION_BAD_INPUTS),
         "web_sessions": (round(inclinic_rows * options.web_sessions_ratio), SESSION_BAD_INPUTS),
     }
     plans = {}
@@ -502,8 +566,7 @@ def _write_clients(con: duckdb.DuckDBPyConnection, path: Path, options: Generato
 
 def _prepare_client_draws(con: duckdb.DuckDBPyConnection, month: Month) -> None:
     """Per channel, cumulative weights of the clients active in the month, for ASOF draws."""
-    active = (f"created_at < {_timestamp(month.start)} "
-              f"AND (churn_month IS NULL OR {month.index} < churn_month)")
+    active = f"created_at < {_timestamp(month.start)} AND (churn_month IS NULL OR {month.index} < churn_month)"
     for channel in ("inclinic", "online", "web"):
         weight = f"{channel}_weight"
         con.execute(f"""
@@ -563,18 +626,18 @@ def _clinic_id_sql(key: str, elsewhere_share: float, n_clinics: int) -> str:
     """Mostly the home clinic; at elsewhere_share another one, if there is another."""
     if n_clinics == 1:
         return "home_clinic_id"
-    other = (f"{CLINIC_ID_START} + (home_clinic_index + 1 "
-             f"+ floor(uniform({key}, 'other_clinic') * {n_clinics - 1})::BIGINT) % {n_clinics}")
-    return (f"CASE WHEN uniform({key}, 'elsewhere') < {elsewhere_share} "
-            f"THEN {other} ELSE home_clinic_id END")
+    other = (
+        f"{CLINIC_ID_START} + (home_clinic_index + 1 "
+        f"+ floor(uniform({key}, 'other_clinic') * {n_clinics - 1})::BIGINT) % {n_clinics}"
+    )
+    return f"CASE WHEN uniform({key}, 'elsewhere') < {elsewhere_share} THEN {other} ELSE home_clinic_id END"
 
 
 def _revenue_sql(amount: str) -> str:
     return f"(CASE WHEN bad_input = '{NULL_REVENUE}' THEN NULL ELSE round({amount}, 2) END)"
 
 
-def _copy_with_redeliveries(con: duckdb.DuckDBPyConnection, query: str, key: str,
-                            path: Path) -> None:
+def _copy_with_redeliveries(con: duckdb.DuckDBPyConnection, query: str, key: str, path: Path) -> None:
     """Writes query's rows ordered by key; rows flagged `redelivered` are written twice."""
     con.execute(f"""
         COPY (
@@ -596,16 +659,17 @@ def _visit_start_sql(plan: RowPlan) -> str:
     A line starts a new visit by chance, and always every MAX_BASKET_LINES rows, so the
     start is among the last few rows: no window function over millions of rows.
     """
+
     def starts_visit(row: str) -> str:
-        return (f"(({row}) % {MAX_BASKET_LINES} = 0 "
-                f"OR uniform({plan.first_id} + {row}, 'visit') < {NEW_VISIT_SHARE})")
-    branches = " ".join(f"WHEN {starts_visit(f'i - {back}')} THEN i - {back}"
-                        for back in range(MAX_BASKET_LINES - 1))
+        return f"(({row}) % {MAX_BASKET_LINES} = 0 OR uniform({plan.first_id} + {row}, 'visit') < {NEW_VISIT_SHARE})"
+
+    branches = " ".join(f"WHEN {starts_visit(f'i - {back}')} THEN i - {back}" for back in range(MAX_BASKET_LINES - 1))
     return f"CASE {branches} ELSE i - {MAX_BASKET_LINES - 1} END"
 
 
-def _write_inclinic_month(con: duckdb.DuckDBPyConnection, path: Path, month: Month,
-                          plan: RowPlan, options: GeneratorOptions) -> None:
+def _write_inclinic_month(
+    con: duckdb.DuckDBPyConnection, path: Path, month: Month, plan: RowPlan, options: GeneratorOptions
+) -> None:
     days = (month.end - month.start).days
     categories = _sql_list(INCLINIC_CATEGORIES)
     first_category = _weighted_choice("u_category", INCLINIC_CATEGORIES)
@@ -613,9 +677,9 @@ def _write_inclinic_month(con: duckdb.DuckDBPyConnection, path: Path, month: Mon
     opening_hours = (
         f"{_timestamp(month.start)}"
         f" + to_days(floor(uniform(visit_key, 'visit_day') * {days})::INTEGER)"
-        f" + to_seconds(7 * 3600 + floor(uniform(visit_key, 'visit_time') * 13 * 3600))")
-    unit_price = (f"{_lookup('product_category', UNIT_PRICES, 50)}"
-                  f" * exp(0.35 * std_normal(row_key, 'unit_price'))")
+        f" + to_seconds(7 * 3600 + floor(uniform(visit_key, 'visit_time') * 13 * 3600))"
+    )
+    unit_price = f"{_lookup('product_category', UNIT_PRICES, 50)} * exp(0.35 * std_normal(row_key, 'unit_price'))"
     query = f"""
         WITH line AS (
             SELECT
@@ -650,8 +714,10 @@ def _write_inclinic_month(con: duckdb.DuckDBPyConnection, path: Path, month: Mon
             ({_event_ts_sql(month, "row_key", "visit_ts")})::TIMESTAMP AS transaction_ts,
             product_category::VARCHAR AS product_category,
             quantity::INTEGER AS quantity,
-            {_revenue_sql(f'''quantity * {unit_price}
-                * CASE WHEN uniform(row_key, 'returned') < {RETURN_SHARE} THEN -1 ELSE 1 END''')}
+            {
+        _revenue_sql(f'''quantity * {unit_price}
+                * CASE WHEN uniform(row_key, 'returned') < {RETURN_SHARE} THEN -1 ELSE 1 END''')
+    }
                 ::DECIMAL(12, 2) AS revenue,
             bad_input
         FROM item
@@ -659,15 +725,17 @@ def _write_inclinic_month(con: duckdb.DuckDBPyConnection, path: Path, month: Mon
     _copy_with_redeliveries(con, query, "transaction_id", path)
 
 
-def _write_online_month(con: duckdb.DuckDBPyConnection, path: Path, month: Month,
-                        plan: RowPlan, options: GeneratorOptions) -> None:
+def _write_online_month(
+    con: duckdb.DuckDBPyConnection, path: Path, month: Month, plan: RowPlan, options: GeneratorOptions
+) -> None:
     # home delivery gains share month after month, from 62% to 82% of the orders
     hd_share = 0.62 + 0.20 * month.index / max(options.months - 1, 1)
-    channels = {"HD": hd_share, "CURBSIDE": (1 - hd_share) * 0.6,
-                "THIRD_PARTY": (1 - hd_share) * 0.4}
-    order_value = (f"(1 + floor(3 * pow(uniform(row_key, 'order_items'), 2)))"
-                   f" * {_lookup('product_category', UNIT_PRICES, 30)}"
-                   f" * exp(0.4 * std_normal(row_key, 'order_value'))")
+    channels = {"HD": hd_share, "CURBSIDE": (1 - hd_share) * 0.6, "THIRD_PARTY": (1 - hd_share) * 0.4}
+    order_value = (
+        f"(1 + floor(3 * pow(uniform(row_key, 'order_items'), 2)))"
+        f" * {_lookup('product_category', UNIT_PRICES, 30)}"
+        f" * exp(0.4 * std_normal(row_key, 'order_value'))"
+    )
     query = f"""
         WITH line AS (
             SELECT
@@ -706,8 +774,9 @@ def _write_online_month(con: duckdb.DuckDBPyConnection, path: Path, month: Month
     _copy_with_redeliveries(con, query, "transaction_id", path)
 
 
-def _write_web_sessions_month(con: duckdb.DuckDBPyConnection, path: Path, month: Month,
-                              plan: RowPlan, options: GeneratorOptions) -> None:
+def _write_web_sessions_month(
+    con: duckdb.DuckDBPyConnection, path: Path, month: Month, plan: RowPlan, options: GeneratorOptions
+) -> None:
     query = f"""
         WITH line AS (
             SELECT

@@ -23,7 +23,9 @@ SCHEMA_CHECK = "pandera_schema"
 
 def schema_check_spec(asset_key: list[str]) -> dg.AssetCheckSpec:
     return dg.AssetCheckSpec(
-        SCHEMA_CHECK, asset=dg.AssetKey(asset_key), blocking=True,
+        SCHEMA_CHECK,
+        asset=dg.AssetKey(asset_key),
+        blocking=True,
         description="The DataFrame passes its pandera schema before it is written; failing rows are shown.",
     )
 
@@ -39,12 +41,19 @@ def validated(schema, frame: pd.DataFrame, asset_key: list[str]):
     except pandera.errors.SchemaErrors as error:
         sample = error.failure_cases.head(20).to_string(index=False)
         yield dg.AssetCheckResult(
-            asset_key=dg.AssetKey(asset_key), check_name=SCHEMA_CHECK, passed=False,
-            metadata={"failing_values": len(error.failure_cases), "failure_cases": dg.MetadataValue.md(f"```\n{sample}\n```")},
+            asset_key=dg.AssetKey(asset_key),
+            check_name=SCHEMA_CHECK,
+            passed=False,
+            metadata={
+                "failing_values": len(error.failure_cases),
+                "failure_cases": dg.MetadataValue.md(f"```\n{sample}\n```"),
+            },
         )
         raise dg.Failure(description=f"{schema.name} failed its schema checks:\n{sample}") from error
     yield dg.AssetCheckResult(
-        asset_key=dg.AssetKey(asset_key), check_name=SCHEMA_CHECK, passed=True,
+        asset_key=dg.AssetKey(asset_key),
+        check_name=SCHEMA_CHECK,
+        passed=True,
         metadata={"rows": len(coerced), "columns": len(coerced.columns)},
     )
     return coerced
@@ -111,7 +120,11 @@ def zip_income(feature_store: FeatureStoreResource):
 def client_zip_income(feature_store: FeatureStoreResource):
     settings = feature_store.settings
     clients_file = settings.raw_dir / "clients.parquet"
-    problems = file_problems(clients_file, CLIENT_ZIP_COLUMNS) if clients_file.exists() else [f"{clients_file}: file not found"]
+    problems = (
+        file_problems(clients_file, CLIENT_ZIP_COLUMNS)
+        if clients_file.exists()
+        else [f"{clients_file}: file not found"]
+    )
     if problems:
         raise LandingZoneError("\n".join(problems))
     with connect(settings.warehouse) as con:
@@ -129,6 +142,9 @@ def client_zip_income(feature_store: FeatureStoreResource):
     yield dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(matched),
-            **{f"clients_{status}": int(counts.get(status, 0)) for status in ("matched", "not_in_source", "invalid_zip", "missing_zip")},
+            **{
+                f"clients_{status}": int(counts.get(status, 0))
+                for status in ("matched", "not_in_source", "invalid_zip", "missing_zip")
+            },
         }
     )

@@ -121,7 +121,9 @@ class DiscoveryResponse(BaseModel):
 
 
 class FreshnessState(BaseModel):
-    state: str = Field(description="fresh, source_late (the landing zone is late), overdue (the store is late) or unpublished")
+    state: str = Field(
+        description="fresh, source_late (the landing zone is late), overdue (the store is late) or unpublished"
+    )
     message: str = Field(description="the freshness check's description: which month, since when, what to do")
 
 
@@ -176,7 +178,9 @@ def training_rows(request: TrainingRequest, analytics: Path) -> list[dict[str, A
     names = [c for c in found.columns if c not in (ENTITY, EVENT_TIMESTAMP, SNAPSHOT_COLUMN)]
     months = _column_values(found[SNAPSHOT_COLUMN])
     values = [_column_values(found[name]) for name in names]
-    message = NO_SNAPSHOT + ("" if request.max_age_months is None else f" within max_age_months={request.max_age_months}")
+    message = NO_SNAPSHOT + (
+        "" if request.max_age_months is None else f" within max_age_months={request.max_age_months}"
+    )
     rows = []
     for i, row in enumerate(request.rows):
         base = {ENTITY: row.client_id, EVENT_TIMESTAMP: row.event_timestamp}
@@ -194,8 +198,11 @@ def health_report(store: OnlineStore, raw_dir: Path, now: datetime) -> tuple[int
         snapshot = store.snapshot
     except AnalyticsUnavailable as error:
         fresh = current_freshness(None, raw_dir, now)
-        return 503, {"status": "unavailable", "freshness": {"state": fresh.state, "message": fresh.description},
-                     "message": str(error)}
+        return 503, {
+            "status": "unavailable",
+            "freshness": {"state": fresh.state, "message": fresh.description},
+            "message": str(error),
+        }
     latest = snapshot.latest_month
     fresh = current_freshness(latest, raw_dir, now)
     return 200, {

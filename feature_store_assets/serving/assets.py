@@ -30,9 +30,11 @@ def feature_catalog(feature_store: FeatureStoreResource) -> dg.MaterializeResult
     with connect(feature_store.settings.warehouse) as con:
         # availability from per-month counts, recounted for every month of client_features materialized since
         # the catalog was last built (from the ledger): this run's months, and any a run without the catalog built
-        built_at = con.execute(f"select max(built_at) from {CATALOG_TABLE}").fetchone()[0] if table_exists(
-            con, *CATALOG_TABLE.split(".")
-        ) else None
+        built_at = (
+            con.execute(f"select max(built_at) from {CATALOG_TABLE}").fetchone()[0]
+            if table_exists(con, *CATALOG_TABLE.split("."))
+            else None
+        )
         months = months_materialized_since(con, FEATURE_MODEL, built_at)
         values = update_month_values(con, [f.name for f in definitions], months)
         features = availability(definitions, values)

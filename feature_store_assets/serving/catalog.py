@@ -71,7 +71,9 @@ class Feature:
             if f.name == "source_columns":
                 entry["source_tables"] = list(self.source_tables)
             value = getattr(self, f.name)
-            entry[f.name] = list(value) if isinstance(value, tuple) else value.isoformat() if isinstance(value, date) else value
+            entry[f.name] = (
+                list(value) if isinstance(value, tuple) else value.isoformat() if isinstance(value, date) else value
+            )
         return entry
 
 
@@ -121,11 +123,15 @@ MONTH_VALUES_COLUMNS = {
 }
 
 
-def month_values(con: duckdb.DuckDBPyConnection, names: Sequence[str], months: Sequence[date] | None = None) -> pd.DataFrame:
+def month_values(
+    con: duckdb.DuckDBPyConnection, names: Sequence[str], months: Sequence[date] | None = None
+) -> pd.DataFrame:
     """MONTH_VALUES_COLUMNS for the given months of client_features (default: all), one pass over them."""
     counts = "".join(f", count({quote(name)})" for name in names)
     where, params = ("", []) if months is None else (f" where list_contains(?, {SNAPSHOT_COLUMN})", [list(months)])
-    found = con.execute(f"select {SNAPSHOT_COLUMN}, count(*){counts} from {FEATURES_TABLE}{where} group by 1", params).fetchall()
+    found = con.execute(
+        f"select {SNAPSHOT_COLUMN}, count(*){counts} from {FEATURES_TABLE}{where} group by 1", params
+    ).fetchall()
     return _month_values_frame([(row[0], name, row[1], row[2 + i]) for row in found for i, name in enumerate(names)])
 
 
@@ -136,18 +142,33 @@ def _month_values_frame(rows: Iterable[tuple]) -> pd.DataFrame:
 def availability(features: Sequence[Feature], values: pd.DataFrame) -> list[Feature]:
     """The features with their first and last month with a value, the latest month and its null rate (pure)."""
     if values.empty:
-        return [replace(f, first_month=None, last_month=None, latest_month=None, latest_null_rate=None) for f in features]
+        return [
+            replace(f, first_month=None, last_month=None, latest_month=None, latest_null_rate=None) for f in features
+        ]
     latest = values[SNAPSHOT_COLUMN].max()
     with_values = values[values["non_null_rows"] > 0].groupby("feature_name")[SNAPSHOT_COLUMN].agg(["min", "max"])
     at_latest = values[values[SNAPSHOT_COLUMN] == latest].set_index("feature_name")
     found = []
     for f in features:
-        first, last = (with_values.loc[f.name, "min"], with_values.loc[f.name, "max"]) if f.name in with_values.index else (None, None)
-        rows, non_null = (int(v) for v in at_latest.loc[f.name, ["month_rows", "non_null_rows"]]) if f.name in at_latest.index else (0, 0)
-        found.append(replace(
-            f, first_month=first, last_month=last, latest_month=latest,
-            latest_null_rate=float(1 - non_null / rows) if rows else None,
-        ))
+        first, last = (
+            (with_values.loc[f.name, "min"], with_values.loc[f.name, "max"])
+            if f.name in with_values.index
+            else (None, None)
+        )
+        rows, non_null = (
+            (int(v) for v in at_latest.loc[f.name, ["month_rows", "non_null_rows"]])
+            if f.name in at_latest.index
+            else (0, 0)
+        )
+        found.append(
+            replace(
+                f,
+                first_month=first,
+                last_month=last,
+                latest_month=latest,
+                latest_null_rate=float(1 - non_null / rows) if rows else None,
+            )
+        )
     return found
 
 
@@ -171,7 +192,9 @@ def update_month_values(con: duckdb.DuckDBPyConnection, names: Sequence[str], mo
         columns = ", ".join(f"{quote(name)} {sql_type}" for name, (sql_type, _) in MONTH_VALUES_COLUMNS.items())
         con.execute("create schema if not exists features")
         con.execute(f"create or replace table {MONTH_VALUES_TABLE} ({columns})")
-        comment_on_columns(con, MONTH_VALUES_TABLE, {name: comment for name, (_, comment) in MONTH_VALUES_COLUMNS.items()})
+        comment_on_columns(
+            con, MONTH_VALUES_TABLE, {name: comment for name, (_, comment) in MONTH_VALUES_COLUMNS.items()}
+        )
         fresh = month_values(con, names)
     con.register("fresh_month_values", fresh)
     con.execute(f"insert into {MONTH_VALUES_TABLE} select * from fresh_month_values")
@@ -203,7 +226,13 @@ CATALOG_COLUMNS = {
 
 def catalog_frame(features: Sequence[Feature], built_at: datetime) -> pd.DataFrame:
     rows = [
-        {**f.as_dict(), "feature_name": f.name, "position": i + 1, "source_tables": list(f.source_tables), "built_at": built_at}
+        {
+            **f.as_dict(),
+            "feature_name": f.name,
+            "position": i + 1,
+            "source_tables": list(f.source_tables),
+            "built_at": built_at,
+        }
         for i, f in enumerate(features)
     ]
     return pd.DataFrame(rows, columns=list(CATALOG_COLUMNS))
@@ -212,7 +241,9 @@ def catalog_frame(features: Sequence[Feature], built_at: datetime) -> pd.DataFra
 def write_catalog(con: duckdb.DuckDBPyConnection, features: Sequence[Feature], built_at: datetime) -> None:
     """Replace the catalog table, with column comments (publishing copies them)."""
     con.register("catalog_rows", catalog_frame(features, built_at))
-    columns = ", ".join(f"{quote(name)}::{sql_type} as {quote(name)}" for name, (sql_type, _) in CATALOG_COLUMNS.items())
+    columns = ", ".join(
+        f"{quote(name)}::{sql_type} as {quote(name)}" for name, (sql_type, _) in CATALOG_COLUMNS.items()
+    )
     con.execute("create schema if not exists features")
     con.execute(f"create or replace table {CATALOG_TABLE} as select {columns} from catalog_rows order by position")
     con.unregister("catalog_rows")
@@ -220,7 +251,9 @@ def write_catalog(con: duckdb.DuckDBPyConnection, features: Sequence[Feature], b
 
 
 def read_catalog(con: duckdb.DuckDBPyConnection) -> list[Feature]:
-    columns = ", ".join(quote(name) for name in CATALOG_COLUMNS if name not in ("position", "source_tables", "built_at"))
+    columns = ", ".join(
+        quote(name) for name in CATALOG_COLUMNS if name not in ("position", "source_tables", "built_at")
+    )
     cursor = con.execute(f"select {columns} from {CATALOG_TABLE} order by position")
     names = [d[0] for d in cursor.description]
     features = []

@@ -82,7 +82,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from feature_store_assets.serving.api import PREFIX, create_app
 
     app = create_app(settings.analytics, refresh_interval=args.refresh_interval)
-    print(f"serving {settings.analytics} at http://{args.host}:{args.port}{PREFIX} (OpenAPI: {PREFIX}/docs)", flush=True)
+    print(
+        f"serving {settings.analytics} at http://{args.host}:{args.port}{PREFIX} (OpenAPI: {PREFIX}/docs)", flush=True
+    )
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
     return 0
 
@@ -103,7 +105,9 @@ def add_serving_commands(subparsers: argparse._SubParsersAction) -> None:
     show.set_defaults(run=cmd_features_show)
 
     training = subparsers.add_parser("training", help="point-in-time features for labelled entity rows")
-    training.add_argument("--entities", required=True, metavar="FILE", help=".csv or .parquet with client_id, event_timestamp")
+    training.add_argument(
+        "--entities", required=True, metavar="FILE", help=".csv or .parquet with client_id, event_timestamp"
+    )
     training.add_argument("--out", required=True, metavar="FILE.parquet")
     training.add_argument("--features", metavar="A,B,...", help="comma-separated feature names (default: all)")
     training.add_argument("--max-age-months", type=int, metavar="N", help="drop snapshots older than N months")
@@ -112,6 +116,12 @@ def add_serving_commands(subparsers: argparse._SubParsersAction) -> None:
     serve = subparsers.add_parser("serve", help="the HTTP API (discovery, inference, training, health)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--refresh-interval", type=float, default=1.0, metavar="SECONDS", help="how often to check for a newly published file")
+    serve.add_argument(
+        "--refresh-interval",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="how often to check for a newly published file",
+    )
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     serve.set_defaults(run=cmd_serve)

@@ -108,14 +108,22 @@ class OnlineSnapshot:
                 value = numbers[slot.column]
                 values[slot.name] = None if value != value else (int(value) if slot.is_integer else value)
         month, computed_at = self.months[self.month_codes[row]]
-        return {ENTITY: client_id, "success": True, SNAPSHOT_COLUMN: month, "computed_at": computed_at, "features": values}
+        return {
+            ENTITY: client_id,
+            "success": True,
+            SNAPSHOT_COLUMN: month,
+            "computed_at": computed_at,
+            "features": values,
+        }
 
 
 def _computed_at(con) -> dict[date, datetime]:
     """When each feature month was materialized, from the pipeline's ledger (published with quality)."""
     if not table_exists(con, LEDGER_TABLE):
         return {}
-    return dict(con.execute(f"select month, materialized_at from {LEDGER_TABLE} where model = ?", [FEATURE_MODEL]).fetchall())
+    return dict(
+        con.execute(f"select month, materialized_at from {LEDGER_TABLE} where model = ?", [FEATURE_MODEL]).fetchall()
+    )
 
 
 def load_snapshot(analytics: Path) -> OnlineSnapshot:

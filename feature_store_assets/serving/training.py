@@ -43,7 +43,9 @@ def entity_rows(entity_df: pd.DataFrame) -> pa.Table:
     except (TypeError, ValueError) as error:
         raise ServingError(f"{EVENT_TIMESTAMP} must hold timestamps: {error}") from None
     if timestamps.dt.tz is not None:
-        raise ServingError(f"{EVENT_TIMESTAMP} must be naive: the store's months are naive calendar months, as its events")
+        raise ServingError(
+            f"{EVENT_TIMESTAMP} must be naive: the store's months are naive calendar months, as its events"
+        )
     # DuckDB rounds nanoseconds when it casts to µs; flooring here cannot move a time across E (a whole µs).
     timestamps = timestamps.dt.floor("us").astype("datetime64[us]")
     return pa.table(
@@ -62,7 +64,11 @@ def snapshot_match_sql(max_age_months: int | None) -> str:
     Age is counted in calendar months from E to the event's month: 0 for the freshest snapshot possible
     (E in the event's month), 1 for the one before, and so on; older than max_age_months gives NULL.
     """
-    fresh = "" if max_age_months is None else f" and datediff('month', s.available_at, e.{EVENT_TIMESTAMP}) <= {int(max_age_months)}"
+    fresh = (
+        ""
+        if max_age_months is None
+        else f" and datediff('month', s.available_at, e.{EVENT_TIMESTAMP}) <= {int(max_age_months)}"
+    )
     return f"""
         select e.{_ROW}, e.{ENTITY}, case when s.available_at is not null{fresh} then s.{SNAPSHOT_COLUMN} end as {SNAPSHOT_COLUMN}
         from entity_rows e asof left join (
@@ -80,14 +86,19 @@ def snapshot_features_sql(features: Sequence[str]) -> str:
     """
     columns = ", ".join(f"f.{quote(name)}" for name in features)
     return f"""
-        select m.{_ROW}, m.{SNAPSHOT_COLUMN}{', ' if features else ''}{columns}
+        select m.{_ROW}, m.{SNAPSHOT_COLUMN}{", " if features else ""}{columns}
         from matched m left join {FEATURES_TABLE} f
             on f.{ENTITY} = m.{ENTITY} and f.{SNAPSHOT_COLUMN} = m.{SNAPSHOT_COLUMN}
         order by m.{_ROW}
     """
 
 
-_NULLABLE_INTEGERS = {pa.int8(): pd.Int8Dtype(), pa.int16(): pd.Int16Dtype(), pa.int32(): pd.Int32Dtype(), pa.int64(): pd.Int64Dtype()}
+_NULLABLE_INTEGERS = {
+    pa.int8(): pd.Int8Dtype(),
+    pa.int16(): pd.Int16Dtype(),
+    pa.int32(): pd.Int32Dtype(),
+    pa.int64(): pd.Int64Dtype(),
+}
 
 
 def get_training_features(
@@ -125,7 +136,9 @@ def get_training_features(
         raise AssertionError(f"point-in-time join returned {found.num_rows} rows for {len(entity_df)}, or out of order")
     found = found.drop_columns([_ROW])
     # self_destruct frees each Arrow column once converted: the result is never held twice
-    looked_up = found.to_pandas(types_mapper=_NULLABLE_INTEGERS.get, date_as_object=False, split_blocks=True, self_destruct=True)
+    looked_up = found.to_pandas(
+        types_mapper=_NULLABLE_INTEGERS.get, date_as_object=False, split_blocks=True, self_destruct=True
+    )
     del found
     looked_up.index = entity_df.index
     return pd.concat([entity_df, looked_up], axis=1)
