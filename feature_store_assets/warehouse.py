@@ -120,13 +120,15 @@ def record_failed_months(path: Path, models: Iterable[str], reasons: Mapping[dat
     )
 
 
-def record_verdicts(path: Path, run_id: str, months: Iterable[date], blocked: Mapping[date, str]) -> None:
-    """The quality checks' verdict on the months this run built: accepted, or blocked with the reason."""
+def record_verdicts(path: Path, models: Iterable[str], months: Iterable[date], blocked: Mapping[date, str]) -> None:
+    """The quality checks' verdict on the months of the checked models still waiting for one (status built, whichever
+    run built them: a check run of its own judges them too): accepted, or blocked with the reason."""
+    models = list(models)
     with connect(path) as con:
         _ensure_ledger(con)
         con.executemany(
-            f"update {LEDGER} set status = ?, reason = ? where dagster_run_id = ? and month = ? and status = ?",
-            [(BLOCKED if m in blocked else ACCEPTED, blocked.get(m), run_id, m, BUILT) for m in months],
+            f"update {LEDGER} set status = ?, reason = ? where list_contains(?, model) and month = ? and status = ?",
+            [(BLOCKED if m in blocked else ACCEPTED, blocked.get(m), models, m, BUILT) for m in months],
         )
 
 

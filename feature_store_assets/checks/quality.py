@@ -557,7 +557,7 @@ def build_quality_checks() -> dg.AssetChecksDefinition:
         blocked = {m: "; ".join(reasons) for m, reasons in judgement.blocking.items() if m in months}
         if present_by_name.keys() & windowed:  # a later month's features read a blocked month's rows
             blocked = blocked_with_windows(months, parse_month(settings.start_month), blocked)
-        record_verdicts(settings.warehouse, run_id, months, blocked)
+        record_verdicts(settings.warehouse, [m.name for m in present], months, blocked)
         held = {**not_built, **blocked}
         for result in judgement.results + acceptance_results(present, run_months, held):
             if (result.asset_key, result.check_name) in selected:
