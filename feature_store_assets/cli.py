@@ -235,8 +235,7 @@ def layer_row_counts(settings: Settings) -> dict[str, dict[str, int]]:
     counts: dict[str, dict[str, int]] = {}
     with connect(settings.warehouse, read_only=True) as con:
         for relation, month_column in LAYER_TABLES:
-            schema, table = relation.split(".")
-            if table_exists(con, schema, table):
+            if table_exists(con, relation):
                 query = f"select {month_column}, count(*) from {relation} group by 1 order by 1"
                 for month, count in con.execute(query).fetchall():
                     counts.setdefault(format_month(month), {})[relation] = count

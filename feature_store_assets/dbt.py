@@ -49,7 +49,6 @@ DBT_PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_subproject"
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR)
 
 MONTHLY_SELECTOR = "tag:monthly"
-FEATURE_MODEL = "client_features"
 # Layers whose month M reads the aggregation months M-11..M (LayerTranslator's partition mapping).
 WINDOWED_LAYERS = ("features", "marts")
 

@@ -32,8 +32,10 @@ import duckdb
 
 from feature_store_assets.landing_zone import EVENT_TABLES, landing_files
 from feature_store_assets.months import add_months, format_month, parse_month
+from feature_store_assets.names import FEATURES_TABLE
 from feature_store_assets.resources import FeatureStoreResource
 from feature_store_assets.schedules import SCHEDULE_DAY_OF_MONTH, SCHEDULE_HOUR
+from feature_store_assets.warehouse import table_exists
 
 FRESHNESS_GRACE_DAYS = 3
 FRESHNESS_CHECK = "latest_complete_month_published"
@@ -191,10 +193,9 @@ def latest_published_month(analytics: Path) -> date | None:
     if not analytics.exists():
         return None
     with duckdb.connect(str(analytics), read_only=True) as con:
-        found = con.execute(
-            "select count(*) from duckdb_tables() where schema_name = 'features' and table_name = 'client_features'"
-        ).fetchone()[0]
-        return con.execute("select max(feature_month) from features.client_features").fetchone()[0] if found else None
+        if not table_exists(con, FEATURES_TABLE):
+            return None
+        return con.execute(f"select max(feature_month) from {FEATURES_TABLE}").fetchone()[0]
 
 
 @dg.asset_check(

@@ -6,8 +6,12 @@ first-of-month values inside.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
+
+# A month as settings and options spell it: YYYY-MM (use fullmatch).
+MONTH_PATTERN = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 
 # A feature month reads aggregates of itself and the 11 months before it (the 12m window).
 FEATURE_LOOKBACK_MONTHS = 11

@@ -8,10 +8,11 @@ their paths from here.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from feature_store_assets.months import MONTH_PATTERN
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 SAMPLE_ZIP_INCOME = PACKAGE_DIR / "reference" / "data" / "zip_income_sample.csv"
@@ -24,7 +25,6 @@ DEFAULTS = {
     "FEATURE_STORE_ANALYTICS": "data/analytics.duckdb",
 }
 
-_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 # Beyond the contract: `warn` reports the quality checks' failures without blocking publishing,
 # for onboarding a new landing zone whose volumes and rejection rates are not known yet.
 QUALITY_MODES = ("enforce", "warn")
@@ -59,7 +59,7 @@ class Settings:
             return (cwd / value).resolve() if not Path(value).is_absolute() else Path(value)
 
         start_month = env.get("FEATURE_STORE_START_MONTH") or DEFAULTS["FEATURE_STORE_START_MONTH"]
-        if not _MONTH.match(start_month):
+        if not MONTH_PATTERN.fullmatch(start_month):
             raise ConfigurationError(f"FEATURE_STORE_START_MONTH must be YYYY-MM, got {start_month!r}")
         quality_mode = env.get("FEATURE_STORE_QUALITY_MODE") or "enforce"
         if quality_mode not in QUALITY_MODES:

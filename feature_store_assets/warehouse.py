@@ -15,7 +15,8 @@ from pathlib import Path
 
 import duckdb
 
-LEDGER = "quality.materialized_months"
+from feature_store_assets.names import LEDGER
+
 # DuckDB's memory limit for the pipeline's connections, dbt's included (dbt_subproject/profiles.yml reads the
 # same variable with the same default). DuckDB spills to disk beyond it; its own default is 80% of the RAM.
 MEMORY_LIMIT_ENV = "FEATURE_STORE_DUCKDB_MEMORY_LIMIT"
@@ -63,12 +64,15 @@ def comment_on_columns(con: duckdb.DuckDBPyConnection, relation: str, comments: 
             con.execute(f"comment on column {relation}.{quote(column)} is {sql_string(comment)}")
 
 
-def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+def table_exists(con: duckdb.DuckDBPyConnection, relation: str) -> bool:
+    """Whether `schema.table` is a table or view of the connection's databases (the warehouse, or the attached
+    analytics file)."""
+    schema, table = relation.split(".")
     found = con.execute(
         "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
         [schema, table],
-    ).fetchone()
-    return bool(found and found[0])
+    ).fetchall()  # fetchone would leave the result open, and DuckDB 2 then refuses register()
+    return bool(found[0][0])
 
 
 # A (model, month)'s state in the ledger. A month run writes `built`; the quality checks then judge the run's
@@ -160,7 +164,7 @@ def month_states(path: Path, models: Iterable[str] | None = None, run_id: str | 
     if not path.exists():
         return {}
     with connect(path, read_only=True) as con:
-        if not table_exists(con, "quality", "materialized_months"):
+        if not table_exists(con, LEDGER):
             return {}
         rows = con.execute(
             f"select month, model, coalesce(status, ?), reason, dagster_run_id from {LEDGER} order by month, model",
@@ -183,7 +187,7 @@ def accepted_months(path: Path, models: Iterable[str]) -> set[date]:
     if not path.exists():
         return set()
     with connect(path, read_only=True) as con:
-        if not table_exists(con, "quality", "materialized_months"):
+        if not table_exists(con, LEDGER):
             return set()
         found = con.execute(
             f"select month from {LEDGER} where list_contains(?, model) group by month "
@@ -196,7 +200,7 @@ def accepted_months(path: Path, models: Iterable[str]) -> set[date]:
 def publishable_months(path: Path) -> dict[str, set[date]]:
     """model -> its accepted months (the only months of a monthly table the analytics file may hold)."""
     with connect(path, read_only=True) as con:
-        if not table_exists(con, "quality", "materialized_months"):
+        if not table_exists(con, LEDGER):
             return {}
         rows = con.execute(
             f"select model, month from {LEDGER} where coalesce(status, ?) = ?", [ACCEPTED, ACCEPTED]
@@ -212,12 +216,12 @@ def months_to_publish(path: Path) -> list[date]:
     if not path.exists():
         return []
     with connect(path, read_only=True) as con:
-        if not table_exists(con, "quality", "materialized_months"):
+        if not table_exists(con, LEDGER):
             return []
         _has_status = {
             row[0]
             for row in con.execute(
-                "select column_name from duckdb_columns() where schema_name = 'quality' and table_name = 'materialized_months'"
+                "select column_name from duckdb_columns() where schema_name = ? and table_name = ?", LEDGER.split(".")
             ).fetchall()
         } >= {"status", "published_at"}
         if not _has_status:  # a ledger from before months were judged: everything it holds
@@ -240,7 +244,7 @@ def mark_published(con: duckdb.DuckDBPyConnection, months: Iterable[date], ledge
 
 def months_materialized_since(con: duckdb.DuckDBPyConnection, model: str, since: datetime | None) -> list[date]:
     """Months the ledger says the model was materialized in after `since` (every month when None)."""
-    if not table_exists(con, "quality", "materialized_months"):
+    if not table_exists(con, LEDGER):
         return []
     found = con.execute(
         f"select distinct month from {LEDGER} where model = ? and (?::timestamp is null or materialized_at > ?) order by 1",
@@ -256,7 +260,7 @@ def rows_per_month(path: Path, relation: str, month_column: str, months: Iterabl
     if not path.exists():
         return dict.fromkeys(months, 0)
     with connect(path, read_only=True) as con:
-        if not table_exists(con, *relation.split(".")):
+        if not table_exists(con, relation):
             return dict.fromkeys(months, 0)
         found = dict(
             con.execute(
@@ -272,7 +276,7 @@ def rejected_rows_by_table(path: Path, months: Iterable[date]) -> dict[str, int]
     if not path.exists():
         return {}
     with connect(path, read_only=True) as con:
-        if not table_exists(con, "quality", "rejected_rows"):
+        if not table_exists(con, "quality.rejected_rows"):
             return {}
         return dict(
             con.execute(

@@ -12,7 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from feature_store_assets.generator import GeneratorOptions, generate_landing_zone
-from feature_store_assets.generator.landing_zone import DEFAULT_ZIP_INCOME_CSV, SEASONALITY
+from feature_store_assets.generator.landing_zone import SEASONALITY
+from feature_store_assets.settings import SAMPLE_ZIP_INCOME
 
 # the contract's column types (docs/data-contract.md) as Parquet/Arrow types
 BIGINT, INTEGER, VARCHAR = pa.int64(), pa.int32(), pa.string()
@@ -276,7 +277,7 @@ def zip_form(raw: str | None, source: set[str]) -> str:
 
 def source_zips() -> set[str]:
     rows = duckdb.sql(f"""SELECT DISTINCT lpad(zipcode, 5, '0')
-        FROM read_csv('{DEFAULT_ZIP_INCOME_CSV}', all_varchar = true)""").fetchall()
+        FROM read_csv('{SAMPLE_ZIP_INCOME}', all_varchar = true)""").fetchall()
     return {row[0] for row in rows} - {"00000", "99999"}
 
 
@@ -465,7 +466,7 @@ def test_rejects_impossible_options(tmp_path, change):
 
 
 def test_shipped_zip_income_sample_has_the_irs_shape():
-    sample = f"read_csv('{DEFAULT_ZIP_INCOME_CSV}', all_varchar = true)"
+    sample = f"read_csv('{SAMPLE_ZIP_INCOME}', all_varchar = true)"
     columns = set(duckdb.sql(f"SELECT * FROM {sample}").columns)
     assert {"STATEFIPS", "STATE", "zipcode", "agi_stub", "N1", "A00100", "synthetic_sample"} <= columns
     per_zip = duckdb.sql(f"""

@@ -78,7 +78,7 @@ def month_digests(path: Path) -> dict[tuple[str, date], tuple]:
     found = {}
     with duckdb.connect(str(path), read_only=True) as con:
         for (schema, table), (_, column) in monthly_tables(load_manifest()).items():
-            if schema in PUBLISHED_SCHEMAS and table_exists(con, schema, table):
+            if schema in PUBLISHED_SCHEMAS and table_exists(con, f"{schema}.{table}"):
                 for month, rows, content in con.execute(
                     f"select {quote(column)}, count(*), sum(hash(t)) from {quote(schema)}.{quote(table)} t group by 1"
                 ).fetchall():

@@ -22,6 +22,7 @@ from feature_store_assets.checks import rules
 from feature_store_assets.dbt import WINDOWED_LAYERS, load_manifest, monthly_models_by_name
 from feature_store_assets.landing_zone import EVENT_TABLES, landed_rows
 from feature_store_assets.months import add_months, describe_months, format_month, month_range, parse_month
+from feature_store_assets.names import FEATURE_MODEL
 from feature_store_assets.resources import WAREHOUSE_POOL, FeatureStoreResource
 from feature_store_assets.warehouse import (
     ACCEPTED,
@@ -35,7 +36,6 @@ from feature_store_assets.warehouse import (
     table_exists,
 )
 
-FEATURE_MODEL = "client_features"
 REJECTED_MODEL = "rejected_rows"
 FILTER_EVENT_TIMESTAMPS = {
     "inclinic_transactions": "transaction_ts",
@@ -540,9 +540,9 @@ def build_quality_checks() -> dg.AssetChecksDefinition:
         months = [m for m in run_months if m not in not_built]
         judgement = Judgement(settings.quality_mode)
         with connect(settings.warehouse, read_only=True) as con:
-            if not table_exists(con, "quality", "materialized_months"):
+            if not table_exists(con, LEDGER):
                 raise dg.Failure("No month has been materialized yet: run the monthly job first.")
-            present = [m for m in models if m.key in checked_keys and table_exists(con, *m.relation.split("."))]
+            present = [m for m in models if m.key in checked_keys and table_exists(con, m.relation)]
             present_by_name = {m.name: m for m in present}
             row_count_results(con, present, run_months, judgement, not_built)
             if months:

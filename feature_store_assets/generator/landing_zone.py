@@ -13,7 +13,6 @@ and a small share of event rows in each bad-input class of docs/data-contract.md
 
 from __future__ import annotations
 
-import re
 import shutil
 from dataclasses import dataclass
 from datetime import date
@@ -21,9 +20,10 @@ from pathlib import Path
 
 import duckdb
 
+from feature_store_assets.landing_zone import EVENT_TABLES
+from feature_store_assets.months import MONTH_PATTERN, add_months, parse_month
+from feature_store_assets.settings import SAMPLE_ZIP_INCOME
 from feature_store_assets.warehouse import sql_string
-
-DEFAULT_ZIP_INCOME_CSV = Path(__file__).resolve().parent.parent / "reference" / "data" / "zip_income_sample.csv"
 
 TABLE_PATHS = {
     "clinics": "clinics.parquet",
@@ -32,7 +32,6 @@ TABLE_PATHS = {
     "transactions": "transactions",
     "web_sessions": "web_sessions",
 }
-EVENT_TABLES = ("transactions_inclinic", "transactions", "web_sessions")
 
 CLINIC_ID_START = 101
 CLIENT_ID_START = 100_001
@@ -238,7 +237,7 @@ def generate_landing_zone(
     """
     _validate(options)
     raw_dir = Path(raw_dir)
-    zip_income_csv = Path(zip_income_csv) if zip_income_csv is not None else DEFAULT_ZIP_INCOME_CSV
+    zip_income_csv = Path(zip_income_csv) if zip_income_csv is not None else SAMPLE_ZIP_INCOME
     for relative in TABLE_PATHS.values():
         _remove(raw_dir / relative)
     raw_dir.mkdir(parents=True, exist_ok=True)
@@ -273,17 +272,12 @@ def generate_landing_zone(
 
 def months_of(options: GeneratorOptions) -> list[Month]:
     """The monthly partitions of the generated range, in order."""
-    year, month = (int(part) for part in options.start_month.split("-"))
-    result = []
-    for index in range(options.months):
-        start = date(year + (month - 1 + index) // 12, (month - 1 + index) % 12 + 1, 1)
-        end = date(start.year + start.month // 12, start.month % 12 + 1, 1)
-        result.append(Month(index, start, end))
-    return result
+    first = parse_month(options.start_month)
+    return [Month(index, add_months(first, index), add_months(first, index + 1)) for index in range(options.months)]
 
 
 def _validate(options: GeneratorOptions) -> None:
-    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", options.start_month):
+    if not MONTH_PATTERN.fullmatch(options.start_month):
         raise ValueError(f"start_month must be YYYY-MM, got {options.start_month!r}")
     for name in ("months", "clinics", "clients", "inclinic_rows_per_month"):
         if getattr(options, name) < 1:

@@ -10,16 +10,17 @@ from datetime import datetime
 import dagster as dg
 
 from feature_store_assets.dbt import load_manifest
+from feature_store_assets.names import FEATURE_MODEL, FEATURES_TABLE
 from feature_store_assets.resources import WAREHOUSE_POOL, FeatureStoreResource
 from feature_store_assets.serving.catalog import availability, feature_definitions, update_month_values, write_catalog
-from feature_store_assets.serving.published import CATALOG_TABLE, FEATURE_MODEL
+from feature_store_assets.serving.published import CATALOG_TABLE
 from feature_store_assets.warehouse import connect, months_materialized_since, table_exists
 
 
 @dg.asset(
     key=["features", "feature_catalog"],
     group_name="features",
-    deps=[dg.AssetKey(["features", "client_features"])],
+    deps=[dg.AssetKey(FEATURES_TABLE.split("."))],
     pool=WAREHOUSE_POOL,
     kinds={"duckdb"},
     description="One row per feature of client_features: description, data type, window, lineage, owner, tags "
@@ -32,7 +33,7 @@ def feature_catalog(feature_store: FeatureStoreResource) -> dg.MaterializeResult
         # the catalog was last built (from the ledger): this run's months, and any a run without the catalog built
         built_at = (
             con.execute(f"select max(built_at) from {CATALOG_TABLE}").fetchone()[0]
-            if table_exists(con, *CATALOG_TABLE.split("."))
+            if table_exists(con, CATALOG_TABLE)
             else None
         )
         months = months_materialized_since(con, FEATURE_MODEL, built_at)

@@ -23,19 +23,16 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from feature_store_assets.names import FEATURE_MODEL, FEATURES_TABLE
 from feature_store_assets.serving.published import (
     CATALOG_TABLE,
     ENTITY,
-    FEATURE_MODEL,
-    FEATURES_TABLE,
     SNAPSHOT_COLUMN,
     UnknownFeatures,
     open_analytics,
     require_features_table,
-    table_exists,
 )
-from feature_store_assets.warehouse import comment_on_columns, quote
-from feature_store_assets.warehouse import table_exists as warehouse_table_exists
+from feature_store_assets.warehouse import comment_on_columns, quote, table_exists
 
 NOT_FEATURES = (ENTITY, SNAPSHOT_COLUMN, "clinic_id")
 DEFAULT_OWNER = "feature-store"
@@ -183,7 +180,7 @@ def update_month_values(con: duckdb.DuckDBPyConnection, names: Sequence[str], mo
     Counted over all months when the table is new or its features are not `names` (a feature was added).
     """
     stored = set()
-    if warehouse_table_exists(con, *MONTH_VALUES_TABLE.split(".")):
+    if table_exists(con, MONTH_VALUES_TABLE):
         stored = {row[0] for row in con.execute(f"select distinct feature_name from {MONTH_VALUES_TABLE}").fetchall()}
     if stored and stored == set(names):
         con.execute(f"delete from {MONTH_VALUES_TABLE} where list_contains(?, {SNAPSHOT_COLUMN})", [list(months)])

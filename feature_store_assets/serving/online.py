@@ -23,12 +23,10 @@ from typing import Any
 
 import numpy as np
 
+from feature_store_assets.names import FEATURE_MODEL, FEATURES_TABLE, LEDGER
 from feature_store_assets.serving.catalog import FeatureCatalog, catalog_from_connection
 from feature_store_assets.serving.published import (
     ENTITY,
-    FEATURE_MODEL,
-    FEATURES_TABLE,
-    LEDGER_TABLE,
     SNAPSHOT_COLUMN,
     AnalyticsUnavailable,
     FileIdentity,
@@ -36,9 +34,8 @@ from feature_store_assets.serving.published import (
     not_published,
     open_analytics,
     published_at,
-    table_exists,
 )
-from feature_store_assets.warehouse import quote
+from feature_store_assets.warehouse import quote, table_exists
 
 UNKNOWN_CLIENT = "unknown client: no published feature snapshot"
 _TEXT_TYPES = ("VARCHAR",)
@@ -119,11 +116,9 @@ class OnlineSnapshot:
 
 def _computed_at(con) -> dict[date, datetime]:
     """When each feature month was materialized, from the pipeline's ledger (published with quality)."""
-    if not table_exists(con, LEDGER_TABLE):
+    if not table_exists(con, LEDGER):
         return {}
-    return dict(
-        con.execute(f"select month, materialized_at from {LEDGER_TABLE} where model = ?", [FEATURE_MODEL]).fetchall()
-    )
+    return dict(con.execute(f"select month, materialized_at from {LEDGER} where model = ?", [FEATURE_MODEL]).fetchall())
 
 
 def load_snapshot(analytics: Path) -> OnlineSnapshot:

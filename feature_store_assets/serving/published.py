@@ -15,12 +15,10 @@ from pathlib import Path
 
 import duckdb
 
-from feature_store_assets.warehouse import sql_string
+from feature_store_assets.names import FEATURES_TABLE
+from feature_store_assets.warehouse import sql_string, table_exists
 
-FEATURES_TABLE = "features.client_features"
 CATALOG_TABLE = "features.feature_catalog"
-LEDGER_TABLE = "quality.materialized_months"
-FEATURE_MODEL = "client_features"
 ENTITY = "client_id"
 SNAPSHOT_COLUMN = "feature_month"
 
@@ -85,15 +83,6 @@ def open_analytics(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
         yield con
     finally:
         con.close()
-
-
-def table_exists(con: duckdb.DuckDBPyConnection, relation: str) -> bool:
-    schema, table = relation.split(".")
-    found = con.execute(
-        "select count(*) from duckdb_tables() where database_name = 'analytics' and schema_name = ? and table_name = ?",
-        [schema, table],
-    ).fetchall()  # fetchone would leave the result open, and DuckDB 2 then refuses register()
-    return bool(found[0][0])
 
 
 def require_features_table(con: duckdb.DuckDBPyConnection, path: Path) -> None:

@@ -15,10 +15,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from feature_store_assets.names import FEATURES_TABLE
 from feature_store_assets.serving.catalog import catalog_from_connection
 from feature_store_assets.serving.published import (
     ENTITY,
-    FEATURES_TABLE,
     SNAPSHOT_COLUMN,
     ServingError,
     open_analytics,
