@@ -230,18 +230,6 @@ def materialization_row_metadata(
     return metadata
 
 
-MAX_ROWS_ENV = "FEATURE_STORE_MAX_ROWS_PER_DBT_BUILD"
-DEFAULT_MAX_ROWS_PER_BUILD = 40_000_000
-
-
-def max_rows_per_build() -> int:
-    """Landed event rows one dbt build may cover (FEATURE_STORE_MAX_ROWS_PER_DBT_BUILD); at least one month per build."""
-    value = os.environ.get(MAX_ROWS_ENV) or str(DEFAULT_MAX_ROWS_PER_BUILD)
-    if not value.isdigit() or int(value) < 1:
-        raise dg.Failure(f"{MAX_ROWS_ENV} must be a positive number of rows, got {value!r}")
-    return int(value)
-
-
 class MergedDbtEvents:
     """The events of one or more dbt builds over consecutive months, as one step's events.
 
@@ -385,7 +373,9 @@ def build_dbt_assets(partitions_def: dg.TimeWindowPartitionsDefinition) -> list[
         }  # a held month's files may be unreadable
         rows_by_month = {m: sum(landed[t][m] for t in EVENT_TABLES) for m in to_build}
         chunks = [
-            c for run in contiguous_runs(to_build) for c in build_chunks(run, rows_by_month, max_rows_per_build())
+            c
+            for run in contiguous_runs(to_build)
+            for c in build_chunks(run, rows_by_month, settings.max_rows_per_dbt_build)
         ]
         # dbt holds the warehouse's write lock while it builds: collect its events, count rows once it is done
         events, failure, completed = MergedDbtEvents(), None, []

@@ -14,7 +14,6 @@ prints its path at the end of a run, success or failure, and keeps the newest KE
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 from collections.abc import Mapping
@@ -22,9 +21,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from feature_store_assets.settings import ConfigurationError
+from feature_store_assets.settings import setting_from_env
 
-LOG_FORMAT_VARIABLE = "FEATURE_STORE_LOG_FORMAT"
 RUN_LOGS_FOLDER = "logs"
 DBT_LOG_NAME = "dbt.log"
 RUN_LOG_NAME = "run.log"  # the rest of what the run printed: Dagster's console log, warnings, dbt's echoed lines
@@ -36,13 +34,9 @@ _DBT_COMMAND = re.compile(r"The dbt CLI process with command\s+`[^`]*`\s+failed 
 
 def run_loggers(env: Mapping[str, str] | None = None) -> dict[str, dg.LoggerDefinition] | None:
     """Loggers for the Definitions: None keeps Dagster's default (colored text) console logger."""
-    env = os.environ if env is None else env
-    log_format = (env.get(LOG_FORMAT_VARIABLE) or "text").strip().lower()
-    if log_format == "text":
+    if setting_from_env("log_format", env) == "text":
         return None
-    if log_format == "json":
-        return {"console": dg.json_console_logger}
-    raise ConfigurationError(f"{LOG_FORMAT_VARIABLE} must be text or json, got {log_format!r}")
+    return {"console": dg.json_console_logger}
 
 
 def run_log_dir(warehouse: Path, run_id: str) -> Path:

@@ -7,42 +7,27 @@ they are torn down, so a second run on the same warehouse is refused before it w
 
 from __future__ import annotations
 
+from dataclasses import MISSING, fields
 from pathlib import Path
 
 import dagster as dg
+import pydantic
 from pydantic import PrivateAttr
 
-from feature_store_assets.settings import Settings
+from feature_store_assets.settings import Settings, settings_fields
 
 # Every asset that writes the warehouse shares this pool: DuckDB allows one writer per file.
 WAREHOUSE_POOL = "duckdb_warehouse"
 
 
-class FeatureStoreResource(dg.ConfigurableResource):
-    """Paths and start month of one feature store (see settings.py for their meaning)."""
+class _FeatureStoreResource(dg.ConfigurableResource):
+    """Every setting of settings.py (one string field per Settings field, same name), and the run lock."""
 
-    raw_dir: str
-    warehouse: str
-    zip_income: str
-    start_month: str
-    analytics: str
-    quality_mode: str = "enforce"
-    dbt_target: str = "duckdb"
-    spark_dir: str = ""
     _locked: bool = PrivateAttr(default=False)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> FeatureStoreResource:
-        return cls(
-            raw_dir=str(settings.raw_dir),
-            warehouse=str(settings.warehouse),
-            zip_income=str(settings.zip_income),
-            start_month=settings.start_month,
-            analytics=str(settings.analytics),
-            quality_mode=settings.quality_mode,
-            dbt_target=settings.dbt_target,
-            spark_dir=str(settings.spark_dir),
-        )
+        return cls(**{name: str(getattr(settings, name)) for name in settings_fields()})
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         from feature_store_assets import runs
@@ -68,15 +53,18 @@ class FeatureStoreResource(dg.ConfigurableResource):
 
     @property
     def settings(self) -> Settings:
-        return Settings.from_env(
-            {
-                "FEATURE_STORE_RAW_DIR": self.raw_dir,
-                "FEATURE_STORE_WAREHOUSE": self.warehouse,
-                "FEATURE_STORE_ZIP_INCOME": self.zip_income,
-                "FEATURE_STORE_START_MONTH": self.start_month,
-                "FEATURE_STORE_ANALYTICS": self.analytics,
-                "FEATURE_STORE_QUALITY_MODE": self.quality_mode,
-                "FEATURE_STORE_DBT_TARGET": self.dbt_target,
-                "FEATURE_STORE_SPARK_DIR": self.spark_dir,
-            }
-        )
+        return Settings.from_env({setting.env: getattr(self, name) for name, setting in settings_fields().items()})
+
+
+# The fields follow Settings': a field Settings requires is required here too, the others default to "" (unset:
+# Settings' default). Settings.from_env turns the strings back into paths and numbers and validates them.
+FeatureStoreResource = pydantic.create_model(
+    "FeatureStoreResource",
+    __base__=_FeatureStoreResource,
+    __module__=__name__,
+    __doc__="Paths, start month and the other settings of one feature store (see settings.py for their meaning).",
+    **{
+        f.name: (str, ...) if f.default is MISSING and f.default_factory is MISSING else (str, "")
+        for f in fields(Settings)
+    },
+)

@@ -6,7 +6,6 @@ one unit of work and closed before dbt (a subprocess) runs.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,15 +15,12 @@ from pathlib import Path
 import duckdb
 
 from feature_store_assets.names import LEDGER
-
-# DuckDB's memory limit for the pipeline's connections, dbt's included (dbt_subproject/profiles.yml reads the
-# same variable with the same default). DuckDB spills to disk beyond it; its own default is 80% of the RAM.
-MEMORY_LIMIT_ENV = "FEATURE_STORE_DUCKDB_MEMORY_LIMIT"
-DEFAULT_MEMORY_LIMIT = "2GB"
+from feature_store_assets.settings import setting_from_env
 
 
 def memory_limit() -> str:
-    return os.environ.get(MEMORY_LIMIT_ENV) or DEFAULT_MEMORY_LIMIT
+    """DuckDB's memory limit for the pipeline's connections (FEATURE_STORE_DUCKDB_MEMORY_LIMIT, settings.py)."""
+    return setting_from_env("duckdb_memory_limit")
 
 
 def limit_memory(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:

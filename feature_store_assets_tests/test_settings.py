@@ -54,7 +54,8 @@ def test_duckdb_memory_limit_has_one_default_for_python_and_dbt(monkeypatch, tmp
     import yaml
 
     from feature_store_assets.dbt import DBT_PROJECT_DIR
-    from feature_store_assets.warehouse import DEFAULT_MEMORY_LIMIT, MEMORY_LIMIT_ENV, connect
+    from feature_store_assets.settings import DEFAULT_MEMORY_LIMIT, MEMORY_LIMIT_ENV
+    from feature_store_assets.warehouse import connect
 
     profile = (DBT_PROJECT_DIR / "profiles.yml").read_text()
     limit = yaml.safe_load(profile)["feature_store"]["outputs"]["duckdb"]["settings"]["memory_limit"]
@@ -75,3 +76,34 @@ def test_the_dbt_target_and_spark_folder_reach_dbt_as_absolute_settings(tmp_path
     assert spark.on_spark
     assert spark.as_env()["FEATURE_STORE_SPARK_DIR"] == str(tmp_path / "sp")
     assert spark.as_env()["FEATURE_STORE_DBT_TARGET"] == "spark"
+
+
+def test_every_setting_is_read_validated_and_handed_on_once(tmp_path):
+    from dataclasses import fields
+
+    from feature_store_assets.resources import FeatureStoreResource
+
+    defaults = Settings.from_env({}, cwd=tmp_path)
+    assert (defaults.log_format, defaults.duckdb_memory_limit, defaults.max_rows_per_dbt_build) == (
+        "text",
+        "2GB",
+        40_000_000,
+    )
+    env = {
+        "FEATURE_STORE_LOG_FORMAT": " JSON",
+        "FEATURE_STORE_DUCKDB_MEMORY_LIMIT": "1GB",
+        "FEATURE_STORE_MAX_ROWS_PER_DBT_BUILD": "7",
+    }
+    settings = Settings.from_env(env, cwd=tmp_path)
+    assert (settings.log_format, settings.duckdb_memory_limit, settings.max_rows_per_dbt_build) == ("json", "1GB", 7)
+    # as_env and the Dagster resource carry every field, and give the same settings back
+    assert len(settings.as_env()) == len(fields(Settings))
+    assert Settings.from_env(settings.as_env(), cwd=tmp_path) == settings
+    assert FeatureStoreResource.from_settings(settings).settings == settings
+    for name, value, shown in (
+        ("FEATURE_STORE_MAX_ROWS_PER_DBT_BUILD", "0", "'0'"),
+        ("FEATURE_STORE_MAX_ROWS_PER_DBT_BUILD", "many", "'many'"),
+        ("FEATURE_STORE_LOG_FORMAT", "xml", "'xml'"),
+    ):
+        with pytest.raises(ConfigurationError, match=f"{name} must .* got {shown}"):
+            Settings.from_env({name: value}, cwd=tmp_path)
