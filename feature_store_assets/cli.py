@@ -22,6 +22,7 @@ from feature_store_assets.logs import (
     run_loggers,
 )
 from feature_store_assets.months import add_months, describe_months, format_month, month_range, parse_month
+from feature_store_assets.names import FEATURE_MODEL
 from feature_store_assets.operations import add_dagster_home_option, add_ui_command, instance_home, open_instance
 from feature_store_assets.progress import RunProgress, captured_output, run_header
 from feature_store_assets.runs import RunInProgress, acquire, process_tags, release
@@ -29,15 +30,6 @@ from feature_store_assets.serving.cli import add_serving_commands
 from feature_store_assets.settings import ConfigurationError, Settings
 
 DEMO_OPTIONS = {"months": 12, "clinics": 40, "clients": 10_000, "inclinic_rows_per_month": 100_000}
-# Tables the demo shows, filter layer first, with their month column.
-LAYER_TABLES = (
-    ("filtered.inclinic_transactions", "event_month"),
-    ("filtered.hd_orders", "event_month"),
-    ("filtered.web_sessions", "event_month"),
-    ("quality.rejected_rows", "event_month"),
-    ("aggregation.client_monthly_financials", "activity_month"),
-    ("features.client_features", "feature_month"),
-)
 ANALYST_QUERY = """select feature_month, count(*) as clients, round(avg(total_revenue_12m), 2) as avg_revenue_12m,
        round(avg(hd_revenue_share_12m), 3) as avg_hd_share
 from features.client_features group by feature_month order by feature_month;"""
@@ -228,13 +220,13 @@ def _failure_report(
     return "\n".join(lines) or "the run failed before any step ran"
 
 
-def layer_row_counts(settings: Settings) -> dict[str, dict[str, int]]:
-    """Rows per month ('YYYY-MM') and table, for the tables that exist."""
+def layer_row_counts(settings: Settings, tables: Sequence[tuple[str, str]]) -> dict[str, dict[str, int]]:
+    """Rows per month ('YYYY-MM') and table, for the tables (relation, month column) that exist."""
     from feature_store_assets.warehouse import connect, table_exists
 
     counts: dict[str, dict[str, int]] = {}
     with connect(settings.warehouse, read_only=True) as con:
-        for relation, month_column in LAYER_TABLES:
+        for relation, month_column in tables:
             if table_exists(con, relation):
                 query = f"select {month_column}, count(*) from {relation} group by 1 order by 1"
                 for month, count in con.execute(query).fetchall():
@@ -242,12 +234,16 @@ def layer_row_counts(settings: Settings) -> dict[str, dict[str, int]]:
     return counts
 
 
-def format_row_counts(counts: dict[str, dict[str, int]]) -> str:
-    names = [relation.split(".")[1] for relation, _ in LAYER_TABLES]
-    width = max(len(name) for name in names) + 2
-    lines = ["month  " + "".join(f"{name:>{width}}" for name in names)]
+def format_row_counts(counts: dict[str, dict[str, int]], tables: Sequence[tuple[str, str]]) -> str:
+    """One line a month, one column a table (named without its schema), as wide as its name or its counts."""
+    relations = [relation for relation, _ in tables]
+    widths = [max(len(relation.split(".")[1]), 9) + 2 for relation in relations]
+    names = [relation.split(".")[1] for relation in relations]
+    lines = ["month  " + "".join(f"{name:>{width}}" for name, width in zip(names, widths))]
     for month, by_table in sorted(counts.items()):
-        lines.append(f"{month}" + "".join(f"{by_table.get(relation, 0):>{width},}" for relation, _ in LAYER_TABLES))
+        lines.append(
+            f"{month}" + "".join(f"{by_table.get(relation, 0):>{width},}" for relation, width in zip(relations, widths))
+        )
     return "\n".join(lines)
 
 
@@ -330,8 +326,11 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     print(f"materializing {describe_months(month_range(first, last))} through Dagster ...")
     materialize_months(settings, first, last, verbose=args.verbose)
 
+    from feature_store_assets.dbt import load_manifest, monthly_lineage
+
+    tables = monthly_lineage(load_manifest(), FEATURE_MODEL)
     print("\nrows per month, from the filter layer to the features:")
-    print(format_row_counts(layer_row_counts(settings)))
+    print(format_row_counts(layer_row_counts(settings, tables), tables))
     with duckdb.connect(str(settings.warehouse), read_only=True) as con:
         print("\na few feature rows of the latest month:")
         print(

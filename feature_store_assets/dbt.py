@@ -49,6 +49,8 @@ DBT_PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_subproject"
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR)
 
 MONTHLY_SELECTOR = "tag:monthly"
+# The layers (dbt folders, Dagster groups) from the landing zone's side to the analysts'.
+LAYERS = ("filter", "aggregation", "features", "marts")
 # Layers whose month M reads the aggregation months M-11..M (LayerTranslator's partition mapping).
 WINDOWED_LAYERS = ("features", "marts")
 
@@ -128,6 +130,24 @@ def monthly_models_by_name(manifest: Mapping[str, Any]) -> dict[str, Mapping[str
         and "monthly" in node["tags"]
         and node["config"]["materialized"] == "incremental"
     }
+
+
+def monthly_lineage(manifest: Mapping[str, Any], model: str) -> list[tuple[str, str]]:
+    """(relation, month column) of the filter layer's monthly tables and of the monthly models `model` is built
+    from, and its own, in layer order (LAYERS; then by relation): the tables the demo counts rows of, month by month."""
+    monthly = monthly_models_by_name(manifest)
+    lineage, todo = set(), [f"model.feature_store.{model}"]
+    while todo:
+        node = manifest["nodes"][todo.pop()]
+        lineage.add(node["name"])
+        todo += [p for p in node["depends_on"]["nodes"] if p.startswith("model.")]
+    chosen = [n for name, n in monthly.items() if name in lineage or _layer(n) == "filter"]
+
+    def order(node: Mapping[str, Any]) -> tuple[int, str]:
+        layer = _layer(node)
+        return (LAYERS.index(layer) if layer in LAYERS else len(LAYERS), _relation(node))
+
+    return [(_relation(n), n["config"]["unique_key"]) for n in sorted(chosen, key=order)]
 
 
 STAGING_TAG = "staging"
