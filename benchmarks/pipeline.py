@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.measure import Measured, python_module, run_measured
-from feature_store_assets.landing_zone import EVENT_TABLES, landed_rows
-from feature_store_assets.months import add_months, format_month, parse_month
+from feature_store_assets.core.months import add_months, format_month, parse_month
+from feature_store_assets.defs.landing_zone.validation import EVENT_TABLES, landed_rows
 
 START_MONTH = "2023-01"
 
@@ -107,6 +107,6 @@ def materialize(store: Store, first: int, last: int) -> Measured:
     with the months' raw files in the page cache."""
     warm_page_cache(store, first, last)
     return run_measured(
-        python_module("feature_store_assets.cli", "materialize", "--from", month(first), "--to", month(last)),
+        python_module("feature_store_assets.cli.main", "materialize", "--from", month(first), "--to", month(last)),
         env=store.env,
     )

@@ -32,8 +32,8 @@ from benchmarks.feast_env import feast_python
 from benchmarks.measure import Measured, machine, python_module, run_measured
 from benchmarks.pipeline import PipelineScale, Store, generate, materialize, month, raw_rows, warm_page_cache
 from benchmarks.serving import entity_rows, export_snapshots, synthetic_store
-from feature_store_assets.dbt import prepare_manifest
-from feature_store_assets.warehouse import memory_limit
+from feature_store_assets.defs.dbt.project import prepare_manifest
+from feature_store_assets.warehouse.connections import memory_limit
 
 HERE = Path(__file__).resolve().parent
 
@@ -320,7 +320,7 @@ def serving_benchmarks(report: Report, scale: Scale, workdir: Path, store: Store
     report.add("6", f"online refresh, {online.report['clients']:,} clients", refresh, "s", "<= 2", refresh <= 2)
     port = free_port()
     server = subprocess.Popen(
-        python_module("feature_store_assets.cli", "serve", "--port", port, "--log-level", "warning"),
+        python_module("feature_store_assets.cli.main", "serve", "--port", port, "--log-level", "warning"),
         env={**os.environ, "FEATURE_STORE_ANALYTICS": str(analytics)},
     )
     try:

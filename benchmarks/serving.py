@@ -25,7 +25,7 @@ START = pd.Timestamp("2022-01-01")  # first snapshot month of the synthetic anal
 
 def synthetic_store(real_analytics: Path, out: Path, clients: int, months: int) -> Path:
     """A published-like analytics file: the real schema and catalog, clients x months rows of random values."""
-    from feature_store_assets_tests.serving_support import synthetic_analytics
+    from feature_store_assets_tests.support.serving import synthetic_analytics
 
     return synthetic_analytics(real_analytics, out, clients, months)
 

@@ -5,24 +5,25 @@ from __future__ import annotations
 import dagster as dg
 from dagster_dbt import DbtCliResource
 
-from feature_store_assets.checks.quality import build_quality_checks
-from feature_store_assets.dbt import build_dbt_assets, dbt_project
-from feature_store_assets.dbt_process import dbt_executable
-from feature_store_assets.freshness import (
+from feature_store_assets.core.partitions import monthly_partitions
+from feature_store_assets.core.resources import FeatureStoreResource
+from feature_store_assets.core.settings import Settings
+from feature_store_assets.defs.catalog.assets import feature_catalog
+from feature_store_assets.defs.checks.freshness import (
     freshness_check_job,
     freshness_check_schedule,
     latest_complete_month_published,
 )
-from feature_store_assets.logs import run_loggers
-from feature_store_assets.partitions import monthly_partitions
-from feature_store_assets.publish import analytics_database
-from feature_store_assets.reference.assets import client_zip_income, zip_income
-from feature_store_assets.resources import FeatureStoreResource
-from feature_store_assets.runs import dead_run_sensor
-from feature_store_assets.schedules import monthly_job, monthly_schedule
-from feature_store_assets.serving.assets import feature_catalog
-from feature_store_assets.settings import Settings
-from feature_store_assets.sources import landing_zone_specs
+from feature_store_assets.defs.checks.quality import build_quality_checks
+from feature_store_assets.defs.dbt.assets import build_dbt_assets
+from feature_store_assets.defs.dbt.process import dbt_executable
+from feature_store_assets.defs.dbt.project import dbt_project
+from feature_store_assets.defs.landing_zone.assets import landing_zone_specs
+from feature_store_assets.defs.publish.analytics import analytics_database
+from feature_store_assets.defs.reference.assets import client_zip_income, zip_income
+from feature_store_assets.defs.schedules.monthly import monthly_job, monthly_schedule
+from feature_store_assets.operations.logs import run_loggers
+from feature_store_assets.operations.runs import dead_run_sensor
 
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from feature_store_assets.serving import OnlineStore, get_training_features
-from feature_store_assets_tests.serving_support import synthetic_analytics
+from feature_store_assets_tests.support.serving import synthetic_analytics
 
 CLIENTS, MONTHS, ROWS = 200_000, 24, 1_000_000
 FEW = ["tenure_days", "total_revenue_12m", "days_since_last_purchase", "zip_avg_agi", "web_sessions_3m"]

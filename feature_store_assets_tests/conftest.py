@@ -10,8 +10,8 @@ import duckdb
 import pandas as pd
 import pytest
 
+from feature_store_assets.core.settings import SAMPLE_ZIP_INCOME, Settings
 from feature_store_assets.generator import GeneratorOptions, generate_landing_zone
-from feature_store_assets.settings import SAMPLE_ZIP_INCOME, Settings
 
 SMALL_ZONE = GeneratorOptions(
     start_month="2023-01", months=4, clinics=8, clients=600, inclinic_rows_per_month=3_000, seed=7
@@ -55,7 +55,7 @@ def small_landing_zone(tmp_path_factory) -> Path:
 
 def instance_home_copy(home: Path) -> Path:
     """A Dagster instance folder holding a copy of the shipped dagster.yaml."""
-    from feature_store_assets.operations import SHIPPED_DAGSTER_HOME
+    from feature_store_assets.core.paths import SHIPPED_DAGSTER_HOME
 
     home.mkdir(parents=True, exist_ok=True)
     shutil.copy(SHIPPED_DAGSTER_HOME / "dagster.yaml", home / "dagster.yaml")

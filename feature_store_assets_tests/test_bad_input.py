@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from feature_store_assets.cli import main
+from feature_store_assets.cli.main import main
 
 pytestmark = pytest.mark.e2e
 

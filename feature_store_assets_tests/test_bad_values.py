@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from feature_store_assets.cli import main
+from feature_store_assets.cli.main import main
 
 pytestmark = pytest.mark.e2e
 

@@ -20,9 +20,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from feature_store_assets.cli import check_reason, describe_error, step_labels
-from feature_store_assets.logs import dbt_error_summary, prune_run_logs, run_log_dir
-from feature_store_assets.progress import (
+from feature_store_assets.cli.main import check_reason, describe_error, step_labels
+from feature_store_assets.cli.progress import (
     RunProgress,
     build_months,
     format_duration,
@@ -32,8 +31,9 @@ from feature_store_assets.progress import (
     remaining_seconds,
     step_details,
 )
-from feature_store_assets.settings import ConfigurationError, Settings
-from feature_store_assets.warehouse import FAILED, month_states
+from feature_store_assets.core.settings import ConfigurationError, Settings
+from feature_store_assets.operations.logs import dbt_error_summary, prune_run_logs, run_log_dir
+from feature_store_assets.warehouse.ledger import FAILED, month_states
 
 ANSI = "\x1b["
 MONTHS = [date(2023, m, 1) for m in (2, 3, 4)]
@@ -177,7 +177,7 @@ def test_a_step_error_names_the_error_that_matters():
     from dagster._utils.error import SerializableErrorInfo
 
     cause = SerializableErrorInfo(
-        "feature_store_assets.landing_zone.LandingZoneError: /lz/clients.parquet: file not found\n",
+        "feature_store_assets.defs.landing_zone.validation.LandingZoneError: /lz/clients.parquet: file not found\n",
         [],
         "LandingZoneError",
     )
@@ -247,7 +247,7 @@ def run_cli(args: list[str], folder: Path, cwd: Path | None = None, env: dict[st
     began = time.monotonic()
     with open(out_path, "w") as out, open(err_path, "w") as err:
         code = subprocess.run(
-            [sys.executable, "-m", "feature_store_assets.cli", *args],
+            [sys.executable, "-m", "feature_store_assets.cli.main", *args],
             stdout=out,
             stderr=err,
             cwd=cwd,

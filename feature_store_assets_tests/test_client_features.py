@@ -17,7 +17,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from feature_store_assets_tests.edge_case_landing_zone import (
+from feature_store_assets_tests.support.edge_case_landing_zone import (
     ABSENT_ROWS,
     EXPECTED_VALUES,
     FEATURE_MONTHS,
@@ -28,7 +28,7 @@ from feature_store_assets_tests.edge_case_landing_zone import (
     write_edge_case_landing_zone,
     write_edge_case_zip_income,
 )
-from feature_store_assets_tests.reference_features import FEATURE_COLUMNS, compute_client_features
+from feature_store_assets_tests.support.reference_features import FEATURE_COLUMNS, compute_client_features
 
 pytestmark = pytest.mark.e2e
 
@@ -67,7 +67,7 @@ def materialize(zone: LandingZone, run: Run, first: str, last: str, **extra_env:
     with pytest.MonkeyPatch.context() as patch:
         for name, value in env.items():
             patch.setenv(name, value)
-        from feature_store_assets.cli import main
+        from feature_store_assets.cli.main import main
 
         rc = main(["materialize", "--from", first, "--to", last])
     assert rc == 0, f"materialize {first}..{last} returned {rc}"

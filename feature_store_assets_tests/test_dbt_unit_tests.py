@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from feature_store_assets.cli import main
-from feature_store_assets.dbt import DBT_PROJECT_DIR
+from feature_store_assets.cli.main import main
+from feature_store_assets.core.paths import DBT_PROJECT_DIR
 
 pytestmark = pytest.mark.e2e
 

@@ -16,13 +16,13 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from feature_store_assets.checks.quality import Judgement, models_from_manifest, row_count_results
-from feature_store_assets.cli import main
-from feature_store_assets.dbt import load_manifest
+from feature_store_assets.cli.main import main
+from feature_store_assets.core.months import parse_month
+from feature_store_assets.core.settings import SAMPLE_ZIP_INCOME
+from feature_store_assets.defs.checks.quality import Judgement, models_from_manifest, row_count_results
+from feature_store_assets.defs.dbt.project import load_manifest
+from feature_store_assets.defs.landing_zone.validation import landed_rows
 from feature_store_assets.generator import GeneratorOptions, generate_landing_zone
-from feature_store_assets.landing_zone import landed_rows
-from feature_store_assets.months import parse_month
-from feature_store_assets.settings import SAMPLE_ZIP_INCOME
 from feature_store_assets_tests.conftest import FeatureStore, configure
 from feature_store_assets_tests.test_quality_checks import published_months, rewrite_month_file
 

@@ -5,10 +5,10 @@ from datetime import datetime
 import dagster as dg
 import pytest
 
+from feature_store_assets.core.settings import Settings
 from feature_store_assets.definitions import build_definitions
-from feature_store_assets.freshness import FRESHNESS_CHECK
-from feature_store_assets.schedules import MONTHLY_JOB
-from feature_store_assets.settings import Settings
+from feature_store_assets.defs.checks.freshness import FRESHNESS_CHECK
+from feature_store_assets.defs.schedules.monthly import MONTHLY_JOB
 
 EXPECTED_ASSETS = {
     "landing_zone": ["clients", "clinics", "transactions", "transactions_inclinic", "web_sessions"],

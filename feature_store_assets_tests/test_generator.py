@@ -11,9 +11,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from feature_store_assets.core.settings import SAMPLE_ZIP_INCOME
 from feature_store_assets.generator import GeneratorOptions, generate_landing_zone
 from feature_store_assets.generator.landing_zone import SEASONALITY
-from feature_store_assets.settings import SAMPLE_ZIP_INCOME
 
 # the contract's column types (docs/data-contract.md) as Parquet/Arrow types
 BIGINT, INTEGER, VARCHAR = pa.int64(), pa.int32(), pa.string()

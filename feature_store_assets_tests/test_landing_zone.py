@@ -8,8 +8,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from feature_store_assets.dbt import load_manifest
-from feature_store_assets.landing_zone import (
+from feature_store_assets.defs.dbt.project import load_manifest
+from feature_store_assets.defs.landing_zone.validation import (
     LandingZoneError,
     contract_from_manifest,
     file_problems,

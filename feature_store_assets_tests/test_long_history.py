@@ -2,11 +2,11 @@
 
 import pytest
 
-from feature_store_assets.cli import main
+from feature_store_assets.cli.main import main
+from feature_store_assets.core.settings import SAMPLE_ZIP_INCOME
 from feature_store_assets.generator import GeneratorOptions, generate_landing_zone
-from feature_store_assets.settings import SAMPLE_ZIP_INCOME
 from feature_store_assets_tests.conftest import configure
-from feature_store_assets_tests.reference_features import compute_client_features
+from feature_store_assets_tests.support.reference_features import compute_client_features
 from feature_store_assets_tests.test_client_features import feature_differences, month_rows
 
 pytestmark = pytest.mark.e2e

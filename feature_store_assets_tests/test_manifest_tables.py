@@ -1,8 +1,8 @@
 """The Python side learns the demo's tables from the dbt manifest (dbt.monthly_lineage), not from a list."""
 
-from feature_store_assets.cli import format_row_counts
-from feature_store_assets.dbt import load_manifest, monthly_lineage
-from feature_store_assets.names import FEATURE_MODEL, FEATURES_TABLE
+from feature_store_assets.cli.main import format_row_counts
+from feature_store_assets.core.names import FEATURE_MODEL, FEATURES_TABLE
+from feature_store_assets.defs.dbt.project import load_manifest, monthly_lineage
 
 
 def test_the_demo_counts_the_filter_layer_and_the_feature_tables_lineage_in_layer_order():

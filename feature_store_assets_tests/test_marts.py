@@ -19,11 +19,11 @@ import duckdb
 import pandas as pd
 import pytest
 
-from feature_store_assets.dbt import load_manifest
+from feature_store_assets.core.settings import SAMPLE_ZIP_INCOME
+from feature_store_assets.defs.dbt.project import load_manifest
 from feature_store_assets.generator import generate_landing_zone
-from feature_store_assets.settings import SAMPLE_ZIP_INCOME
-from feature_store_assets_tests import reference_marts as reference
 from feature_store_assets_tests.conftest import SMALL_ZONE, FeatureStore, configure
+from feature_store_assets_tests.support import reference_marts as reference
 
 pytestmark = pytest.mark.e2e
 
@@ -54,7 +54,7 @@ def store(tmp_path_factory) -> FeatureStore:
     # Module-scoped fixtures cannot take the function-scoped monkeypatch.
     with pytest.MonkeyPatch.context() as patch:
         store = configure(patch, root, root / "raw", start_month=START.strftime("%Y-%m"))
-        from feature_store_assets.cli import main
+        from feature_store_assets.cli.main import main
 
         for first, last in (FIRST_RUN, SECOND_RUN):
             assert main(["materialize", "--from", first, "--to", last]) == 0, f"materialize {first}..{last}"
@@ -230,9 +230,9 @@ def test_every_mart_column_is_documented(store):
 def test_marts_read_their_lookback_window_and_run_in_the_monthly_job():
     import dagster as dg
 
+    from feature_store_assets.core.settings import Settings
     from feature_store_assets.definitions import build_definitions
-    from feature_store_assets.schedules import MONTHLY_JOB
-    from feature_store_assets.settings import Settings
+    from feature_store_assets.defs.schedules.monthly import MONTHLY_JOB
 
     defs = build_definitions(Settings.from_env({"FEATURE_STORE_START_MONTH": "2023-01"}))
     graph = defs.resolve_asset_graph()

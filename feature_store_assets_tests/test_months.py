@@ -2,7 +2,7 @@ from datetime import date
 
 import pytest
 
-from feature_store_assets.months import (
+from feature_store_assets.core.months import (
     add_months,
     dbt_vars,
     describe_months,
@@ -44,7 +44,7 @@ def test_describe_months_compacts_ranges():
 
 
 def test_build_chunks_keep_months_in_order_within_the_row_budget():
-    from feature_store_assets.months import build_chunks
+    from feature_store_assets.core.months import build_chunks
 
     months = [date(2023, m, 1) for m in range(1, 6)]
     rows = dict(zip(months, [10, 30, 25, 5, 50]))

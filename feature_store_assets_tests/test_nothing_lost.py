@@ -21,21 +21,14 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from feature_store_assets.cli import main
-from feature_store_assets.dbt import dbt_project, load_manifest
-from feature_store_assets.months import months_needed_by_features, parse_month
-from feature_store_assets.publish import PUBLISHED_SCHEMAS, STAGING_SUFFIX, monthly_tables
-from feature_store_assets.warehouse import (
-    ACCEPTED,
-    BLOCKED,
-    FAILED,
-    month_states,
-    months_to_publish,
-    quote,
-    table_exists,
-)
+from feature_store_assets.cli.main import main
+from feature_store_assets.core.months import months_needed_by_features, parse_month
+from feature_store_assets.defs.dbt.project import dbt_project, load_manifest
+from feature_store_assets.defs.publish.analytics import PUBLISHED_SCHEMAS, STAGING_SUFFIX, monthly_tables
+from feature_store_assets.warehouse.connections import quote, table_exists
+from feature_store_assets.warehouse.ledger import ACCEPTED, BLOCKED, FAILED, month_states, months_to_publish
 from feature_store_assets_tests.conftest import configure
-from feature_store_assets_tests.operations_support import digest, kill, kill_in_dbt, months_of, wait_for
+from feature_store_assets_tests.support.operations import digest, kill, kill_in_dbt, months_of, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -49,7 +42,7 @@ def materialize(first: str, last: str) -> int:
 def start_materialize(month: str) -> subprocess.Popen:
     """`feature-store materialize` of one month in a child process (the test's environment: its store)."""
     return subprocess.Popen(
-        [sys.executable, "-m", "feature_store_assets.cli", "materialize", "--from", month, "--to", month],
+        [sys.executable, "-m", "feature_store_assets.cli.main", "materialize", "--from", month, "--to", month],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

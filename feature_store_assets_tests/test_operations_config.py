@@ -16,11 +16,11 @@ import dagster as dg
 import duckdb
 import pytest
 
-from feature_store_assets import operations
-from feature_store_assets.cli import main
-from feature_store_assets.dbt_process import WRAPPER_NAME
+from feature_store_assets.cli.main import main
+from feature_store_assets.core.resources import WAREHOUSE_POOL
+from feature_store_assets.core.settings import ConfigurationError, Settings
 from feature_store_assets.definitions import build_definitions
-from feature_store_assets.freshness import (
+from feature_store_assets.defs.checks.freshness import (
     FRESH,
     FRESHNESS_JOB,
     OVERDUE,
@@ -34,12 +34,12 @@ from feature_store_assets.freshness import (
     latest_published_month,
     month_due,
 )
-from feature_store_assets.landing_zone import EVENT_TABLES
-from feature_store_assets.logs import run_loggers
-from feature_store_assets.resources import WAREHOUSE_POOL
-from feature_store_assets.schedules import MONTHLY_JOB
-from feature_store_assets.settings import ConfigurationError, Settings
-from feature_store_assets_tests.operations_support import alive, child_pids, kill, wait_for
+from feature_store_assets.defs.dbt.process import WRAPPER_NAME
+from feature_store_assets.defs.landing_zone.validation import EVENT_TABLES
+from feature_store_assets.defs.schedules.monthly import MONTHLY_JOB
+from feature_store_assets.operations import instance as operations
+from feature_store_assets.operations.logs import run_loggers
+from feature_store_assets_tests.support.operations import alive, child_pids, kill, wait_for
 
 SETTINGS = Settings.from_env({"FEATURE_STORE_START_MONTH": "2023-01"})
 

@@ -12,11 +12,11 @@ import sys
 import dagster as dg
 import pytest
 
-import feature_store_assets.dbt
-import feature_store_assets.publish
-from feature_store_assets.cli import main
+import feature_store_assets.defs.dbt.assets
+import feature_store_assets.defs.publish.analytics
+from feature_store_assets.cli.main import main
 from feature_store_assets_tests.conftest import configure
-from feature_store_assets_tests.operations_support import (
+from feature_store_assets_tests.support.operations import (
     digest,
     duplicate_keys,
     kill,
@@ -68,7 +68,7 @@ def test_failures_after_dbt_wrote_or_while_publishing_leave_the_analytics_file_a
         raise RuntimeError("injected: the run dies after dbt wrote the month")
 
     with monkeypatch.context() as patch:
-        patch.setattr(feature_store_assets.dbt, "record_materialized_months", ledger_fails)
+        patch.setattr(feature_store_assets.defs.dbt.assets, "record_materialized_months", ledger_fails)
         assert materialize("2023-03", "2023-03") == 1
     # dbt did rewrite March in the warehouse; the analytics file analysts read did not move
     assert "2023-03" in months_of(store.settings.warehouse)
@@ -82,9 +82,9 @@ def test_failures_after_dbt_wrote_or_while_publishing_leave_the_analytics_file_a
         return real_replace(src, dst, *args, **kwargs)
 
     with monkeypatch.context() as patch:  # the warehouse now has March: publishing it fails at the swap
-        patch.setattr(feature_store_assets.publish.os, "replace", swap_fails)
+        patch.setattr(feature_store_assets.defs.publish.analytics.os, "replace", swap_fails)
         with pytest.raises(OSError, match="injected"):
-            feature_store_assets.publish.publish_analytics(store.settings.warehouse, analytics)
+            feature_store_assets.defs.publish.analytics.publish_analytics(store.settings.warehouse, analytics)
     assert digest(analytics) == before
     assert not list(analytics.parent.glob(".*.publishing"))  # the half-written copy is gone
 
@@ -96,7 +96,7 @@ def test_killed_run_takes_its_dbt_with_it_and_a_rerun_recovers(store):
     """...and the re-run, starting, marks the killed run failed in the instance (it stayed STARTED)."""
     before = digest(store.settings.analytics)
     run = subprocess.Popen(
-        [sys.executable, "-m", "feature_store_assets.cli", "materialize", "--from", "2023-03", "--to", "2023-03"],
+        [sys.executable, "-m", "feature_store_assets.cli.main", "materialize", "--from", "2023-03", "--to", "2023-03"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

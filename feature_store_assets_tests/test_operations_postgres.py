@@ -21,13 +21,13 @@ import dagster as dg
 import pytest
 import yaml
 
+from feature_store_assets.core.months import add_months, format_month
+from feature_store_assets.core.paths import SHIPPED_DAGSTER_HOME
+from feature_store_assets.core.settings import SAMPLE_ZIP_INCOME
+from feature_store_assets.defs.schedules.monthly import MONTHLY_JOB, monthly_job, monthly_schedule
 from feature_store_assets.generator import generate_landing_zone
-from feature_store_assets.months import add_months, format_month
-from feature_store_assets.operations import SHIPPED_DAGSTER_HOME
-from feature_store_assets.schedules import MONTHLY_JOB, monthly_job, monthly_schedule
-from feature_store_assets.settings import SAMPLE_ZIP_INCOME
 from feature_store_assets_tests.conftest import SMALL_ZONE
-from feature_store_assets_tests.operations_support import DagsterServers, months_of, wait_for
+from feature_store_assets_tests.support.operations import DagsterServers, months_of, wait_for
 
 POSTGRES_YAML = SHIPPED_DAGSTER_HOME / "dagster.postgres.yaml"
 CONNECTION = ("DAGSTER_PG_HOST", "DAGSTER_PG_PORT", "DAGSTER_PG_USER", "DAGSTER_PG_PASSWORD", "DAGSTER_PG_DB")

@@ -16,16 +16,16 @@ import time
 import dagster as dg
 import pytest
 
-from feature_store_assets import runs
 from feature_store_assets.definitions import build_definitions
-from feature_store_assets.schedules import MONTHLY_JOB
-from feature_store_assets_tests.operations_support import duplicate_keys, kill, months_of, wait_for
+from feature_store_assets.defs.schedules.monthly import MONTHLY_JOB
+from feature_store_assets.operations import runs
+from feature_store_assets_tests.support.operations import duplicate_keys, kill, months_of, wait_for
 
 HOLDER = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from feature_store_assets import runs
+    from feature_store_assets.operations import runs
     runs.acquire(Path(sys.argv[1]), "run-of-the-other-process", "feature-store materialize --from 2023-01 --to 2023-01")
     print("locked", flush=True)
     time.sleep(120)
@@ -103,7 +103,16 @@ def test_a_run_launched_outside_the_cli_is_refused_before_any_step_runs(feature_
 @pytest.mark.e2e
 def test_a_second_materialize_refuses_at_once_while_the_first_runs_and_the_first_succeeds(feature_store):
     warehouse = feature_store.settings.warehouse
-    command = [sys.executable, "-m", "feature_store_assets.cli", "materialize", "--from", "2023-01", "--to", "2023-01"]
+    command = [
+        sys.executable,
+        "-m",
+        "feature_store_assets.cli.main",
+        "materialize",
+        "--from",
+        "2023-01",
+        "--to",
+        "2023-01",
+    ]
     first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         holder = wait_for(
@@ -140,8 +149,8 @@ def test_a_second_materialize_refuses_at_once_while_the_first_runs_and_the_first
 
 
 def test_the_cli_and_the_ui_use_one_instance_by_default_overridable(tmp_path, monkeypatch):
-    from feature_store_assets import operations
-    from feature_store_assets.cli import main, parser
+    from feature_store_assets.cli.main import main, parser
+    from feature_store_assets.operations import instance as operations
 
     assert operations.instance_home(None, {}) == operations.SHIPPED_DAGSTER_HOME
     assert operations.instance_home(None, {"DAGSTER_HOME": str(tmp_path)}) == tmp_path

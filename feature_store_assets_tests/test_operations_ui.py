@@ -21,10 +21,10 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from feature_store_assets.core.paths import REPO_DIR
+from feature_store_assets.core.settings import SAMPLE_ZIP_INCOME
 from feature_store_assets.generator import GeneratorOptions, generate_landing_zone
-from feature_store_assets.operations import REPO_DIR
-from feature_store_assets.settings import SAMPLE_ZIP_INCOME
-from feature_store_assets_tests.operations_support import (
+from feature_store_assets_tests.support.operations import (
     DagsterServers,
     alive,
     child_pids,
@@ -192,7 +192,7 @@ def browser_page():
 def cli_materialize(dagster, month: str) -> subprocess.Popen:
     """`feature-store materialize` for one month on the servers' warehouse and instance (their environment)."""
     return subprocess.Popen(
-        [sys.executable, "-m", "feature_store_assets.cli", "materialize", "--from", month, "--to", month],
+        [sys.executable, "-m", "feature_store_assets.cli.main", "materialize", "--from", month, "--to", month],
         env=dagster.env,
         cwd=dagster.root,
         stdout=subprocess.DEVNULL,

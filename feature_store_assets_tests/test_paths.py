@@ -14,11 +14,11 @@ import duckdb
 import pandas as pd
 import pytest
 
+from feature_store_assets.core.settings import SAMPLE_ZIP_INCOME
+from feature_store_assets.defs.reference.assets import export_for_spark
 from feature_store_assets.generator import generate_landing_zone
-from feature_store_assets.reference.assets import export_for_spark
-from feature_store_assets.settings import SAMPLE_ZIP_INCOME
 from feature_store_assets_tests.conftest import SMALL_ZONE, configure
-from feature_store_assets_tests.reference_features import compute_client_features
+from feature_store_assets_tests.support.reference_features import compute_client_features
 from feature_store_assets_tests.test_client_features import feature_differences, month_rows, read_features
 
 pytestmark = pytest.mark.e2e
@@ -53,7 +53,7 @@ def test_generator_writes_the_same_landing_zone_under_such_a_folder(tmp_path, sm
 
 
 def test_materialize_and_publish_under_a_folder_with_quotes_spaces_and_accents(odd_store, small_landing_zone):
-    from feature_store_assets.cli import main
+    from feature_store_assets.cli.main import main
 
     settings = odd_store.settings
     assert "'" in str(settings.warehouse) and '"' in str(settings.analytics) and "é" in str(settings.raw_dir)

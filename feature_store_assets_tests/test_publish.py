@@ -9,8 +9,8 @@ from datetime import date
 import duckdb
 import pytest
 
-from feature_store_assets.cli import main
-from feature_store_assets.warehouse import LEDGER
+from feature_store_assets.cli.main import main
+from feature_store_assets.core.names import LEDGER
 
 pytestmark = pytest.mark.e2e
 
@@ -92,7 +92,7 @@ def table_digests(path) -> dict[str, tuple]:
 
 
 def test_publishing_month_by_month_gives_the_same_file_as_a_full_copy(feature_store, tmp_path):
-    from feature_store_assets.publish import PUBLISHED_SCHEMAS, publish_analytics
+    from feature_store_assets.defs.publish.analytics import PUBLISHED_SCHEMAS, publish_analytics
 
     assert main(["materialize", "--from", "2023-01", "--to", "2023-01"]) == 0
     assert main(["materialize", "--from", "2023-02", "--to", "2023-02"]) == 0  # published February only
@@ -106,7 +106,7 @@ def test_publishing_month_by_month_gives_the_same_file_as_a_full_copy(feature_st
 
 
 def test_publishing_months_replaces_only_those_months(feature_store):
-    from feature_store_assets.publish import publish_analytics
+    from feature_store_assets.defs.publish.analytics import publish_analytics
 
     settings = feature_store.settings
     assert main(["materialize", "--from", "2023-01", "--to", "2023-02"]) == 0

@@ -8,14 +8,14 @@ import dagster as dg
 import duckdb
 import pytest
 
-from feature_store_assets.checks.quality import (
+from feature_store_assets.cli.main import main
+from feature_store_assets.defs.checks.quality import (
     Judgement,
     eligibility_result,
     models_from_manifest,
     point_in_time_results,
 )
-from feature_store_assets.cli import main
-from feature_store_assets.dbt import load_manifest
+from feature_store_assets.defs.dbt.project import load_manifest
 
 pytestmark = pytest.mark.e2e
 
@@ -47,8 +47,8 @@ def two_good_months(feature_store, capsys):
 
 
 def test_good_months_pass_every_check_and_are_published(feature_store):
-    from feature_store_assets.cli import materialize_months
-    from feature_store_assets.months import parse_month
+    from feature_store_assets.cli.main import materialize_months
+    from feature_store_assets.core.months import parse_month
 
     result = materialize_months(feature_store.settings, parse_month("2023-01"), parse_month("2023-02"))
     evaluations = {(e.asset_key.to_user_string(), e.check_name): e for e in result.get_asset_check_evaluations()}

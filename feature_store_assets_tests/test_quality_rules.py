@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from feature_store_assets.checks import rules
-from feature_store_assets.checks.quality import models_from_manifest
-from feature_store_assets.dbt import load_manifest
+from feature_store_assets.defs.checks import rules
+from feature_store_assets.defs.checks.quality import models_from_manifest
+from feature_store_assets.defs.dbt.project import load_manifest
 
 
 def test_row_count_no_rows_always_fails():

@@ -3,9 +3,9 @@
 import dagster as dg
 import duckdb
 
-from feature_store_assets.reference.assets import SCHEMA_CHECK, client_zip_income, zip_income
-from feature_store_assets.resources import FeatureStoreResource
-from feature_store_assets.settings import Settings
+from feature_store_assets.core.resources import FeatureStoreResource
+from feature_store_assets.core.settings import Settings
+from feature_store_assets.defs.reference.assets import SCHEMA_CHECK, client_zip_income, zip_income
 
 
 def materialize_reference(tmp_path, raw_dir, zip_csv):
@@ -25,7 +25,7 @@ def materialize_reference(tmp_path, raw_dir, zip_csv):
 
 
 def test_valid_reference_data_passes_its_schema_checks_and_is_written(tmp_path, small_landing_zone):
-    from feature_store_assets.settings import SAMPLE_ZIP_INCOME
+    from feature_store_assets.core.settings import SAMPLE_ZIP_INCOME
 
     result, settings = materialize_reference(tmp_path, small_landing_zone, SAMPLE_ZIP_INCOME)
     assert result.success

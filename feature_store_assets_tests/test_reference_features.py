@@ -8,7 +8,7 @@ from collections import Counter
 import pandas as pd
 import pytest
 
-from feature_store_assets_tests.edge_case_landing_zone import (
+from feature_store_assets_tests.support.edge_case_landing_zone import (
     ABSENT_ROWS,
     EXPECTED_VALUES,
     FEATURE_MONTHS,
@@ -18,7 +18,7 @@ from feature_store_assets_tests.edge_case_landing_zone import (
     write_edge_case_landing_zone,
     write_edge_case_zip_income,
 )
-from feature_store_assets_tests.reference_features import (
+from feature_store_assets_tests.support.reference_features import (
     FEATURE_COLUMNS,
     clean_events,
     compute_client_features,

@@ -7,10 +7,11 @@ import json
 import pytest
 import yaml
 
-from feature_store_assets.dbt import DBT_PROJECT_DIR, load_manifest
+from feature_store_assets.core.paths import DBT_PROJECT_DIR
+from feature_store_assets.defs.dbt.project import load_manifest
 from feature_store_assets.serving.catalog import NOT_FEATURES, FeatureCatalog, feature_definitions, load_catalog
 from feature_store_assets.serving.published import UnknownFeatures
-from feature_store_assets_tests.serving_support import analytics_query, published_store
+from feature_store_assets_tests.support.serving import analytics_query, published_store
 
 YML = DBT_PROJECT_DIR / "models" / "features" / "client_features.yml"
 RISKS = {"low", "medium", "high"}
@@ -125,7 +126,7 @@ def test_latest_null_rates_are_computed_from_the_latest_month(store):
 
 @pytest.mark.e2e
 def test_cli_lists_and_shows_features(store, monkeypatch, capsys):
-    from feature_store_assets.cli import main
+    from feature_store_assets.cli.main import main
 
     monkeypatch.setenv("FEATURE_STORE_ANALYTICS", str(store.settings.analytics))
     assert main(["features", "list", "--tag", "web"]) == 0
@@ -202,7 +203,8 @@ def test_the_catalog_recounts_the_months_materialized_since_it_was_built(tmp_pat
     """Months a run without the catalog rebuilt are recounted by the next catalog build, not left stale."""
     import datetime as dt
 
-    from feature_store_assets.warehouse import connect, months_materialized_since, record_materialized_months
+    from feature_store_assets.warehouse.connections import connect
+    from feature_store_assets.warehouse.ledger import months_materialized_since, record_materialized_months
 
     warehouse = tmp_path / "warehouse.duckdb"
     jan, feb = dt.date(2023, 1, 1), dt.date(2023, 2, 1)

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from feature_store_assets.freshness import MONTH_FOLDER
-from feature_store_assets.landing_zone import EVENT_TABLES
+from feature_store_assets.defs.checks.freshness import MONTH_FOLDER
+from feature_store_assets.defs.landing_zone.validation import EVENT_TABLES
 from feature_store_assets.serving.catalog import load_catalog
 from feature_store_assets.serving.online import UNKNOWN_CLIENT
-from feature_store_assets_tests.serving_support import analytics_query, published_store
+from feature_store_assets_tests.support.serving import analytics_query, published_store
 
 # one worker per module: its module-scoped materialization runs once
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("serving_http")]
@@ -61,7 +61,7 @@ def base(store) -> Iterator[str]:
         [
             sys.executable,
             "-m",
-            "feature_store_assets.cli",
+            "feature_store_assets.cli.main",
             "serve",
             "--host",
             "127.0.0.1",

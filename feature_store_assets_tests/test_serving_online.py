@@ -13,7 +13,7 @@ import pytest
 from feature_store_assets.serving.online import UNKNOWN_CLIENT, OnlineStore
 from feature_store_assets.serving.published import AnalyticsUnavailable, UnknownFeatures
 from feature_store_assets.serving.training import get_training_features
-from feature_store_assets_tests.serving_support import (
+from feature_store_assets_tests.support.serving import (
     analytics_query,
     copy_store,
     materialize,

@@ -11,7 +11,7 @@ import pytest
 from feature_store_assets.serving.catalog import load_catalog
 from feature_store_assets.serving.published import ServingError, UnknownFeatures
 from feature_store_assets.serving.training import get_training_features
-from feature_store_assets_tests.serving_support import analytics_query, published_store
+from feature_store_assets_tests.support.serving import analytics_query, published_store
 
 # one worker per module: its module-scoped materialization runs once
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("serving_training")]
@@ -162,7 +162,7 @@ def test_a_million_labelled_rows_in_seconds(store, published):
 
 
 def test_cli_writes_a_training_set(store, steady_client, tmp_path, monkeypatch, capsys):
-    from feature_store_assets.cli import main
+    from feature_store_assets.cli.main import main
 
     monkeypatch.setenv("FEATURE_STORE_ANALYTICS", str(store.settings.analytics))
     entities = tmp_path / "labels.csv"

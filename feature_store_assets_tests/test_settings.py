@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from feature_store_assets.settings import SAMPLE_ZIP_INCOME, ConfigurationError, Settings
+from feature_store_assets.core.settings import SAMPLE_ZIP_INCOME, ConfigurationError, Settings
 
 
 def test_defaults_follow_the_contract_and_resolve_against_the_working_directory(tmp_path):
@@ -53,9 +53,9 @@ def test_quality_mode_defaults_to_enforce_and_rejects_unknown_modes():
 def test_duckdb_memory_limit_has_one_default_for_python_and_dbt(monkeypatch, tmp_path):
     import yaml
 
-    from feature_store_assets.dbt import DBT_PROJECT_DIR
-    from feature_store_assets.settings import DEFAULT_MEMORY_LIMIT, MEMORY_LIMIT_ENV
-    from feature_store_assets.warehouse import connect
+    from feature_store_assets.core.paths import DBT_PROJECT_DIR
+    from feature_store_assets.core.settings import DEFAULT_MEMORY_LIMIT, MEMORY_LIMIT_ENV
+    from feature_store_assets.warehouse.connections import connect
 
     profile = (DBT_PROJECT_DIR / "profiles.yml").read_text()
     limit = yaml.safe_load(profile)["feature_store"]["outputs"]["duckdb"]["settings"]["memory_limit"]
@@ -81,7 +81,7 @@ def test_the_dbt_target_and_spark_folder_reach_dbt_as_absolute_settings(tmp_path
 def test_every_setting_is_read_validated_and_handed_on_once(tmp_path):
     from dataclasses import fields
 
-    from feature_store_assets.resources import FeatureStoreResource
+    from feature_store_assets.core.resources import FeatureStoreResource
 
     defaults = Settings.from_env({}, cwd=tmp_path)
     assert (defaults.log_format, defaults.duckdb_memory_limit, defaults.max_rows_per_dbt_build) == (

@@ -16,8 +16,8 @@ import duckdb
 import pandas as pd
 import pytest
 
-from feature_store_assets.cli import main
-from feature_store_assets.warehouse import SparkWarehouseError, mirror_spark_tables
+from feature_store_assets.cli.main import main
+from feature_store_assets.warehouse.spark import SparkWarehouseError, mirror_spark_tables
 from feature_store_assets_tests.conftest import configure
 
 pytestmark = [pytest.mark.spark, pytest.mark.e2e, pytest.mark.xdist_group("spark")]

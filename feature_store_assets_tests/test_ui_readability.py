@@ -7,12 +7,12 @@ import re
 import dagster as dg
 import pytest
 
-from feature_store_assets.cli import main
-from feature_store_assets.dbt import load_manifest, monthly_models_by_name, staging_models_by_name
-from feature_store_assets.dbt_checks import check_description, readable_check_name, with_readable_test_names
+from feature_store_assets.cli.main import main
+from feature_store_assets.core.settings import Settings
 from feature_store_assets.definitions import build_definitions
-from feature_store_assets.operations import instance_home, open_instance
-from feature_store_assets.settings import Settings
+from feature_store_assets.defs.dbt.check_names import check_description, readable_check_name, with_readable_test_names
+from feature_store_assets.defs.dbt.project import load_manifest, monthly_models_by_name, staging_models_by_name
+from feature_store_assets.operations.instance import instance_home, open_instance
 
 DBT_UNIQUE_ID = "dagster_dbt/unique_id"
 

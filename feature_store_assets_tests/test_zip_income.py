@@ -3,7 +3,8 @@
 import pandas as pd
 import pytest
 
-from feature_store_assets.reference.zip_income import (
+from feature_store_assets.core.settings import SAMPLE_ZIP_INCOME
+from feature_store_assets.defs.reference.zip_income import (
     ZipIncomeFileError,
     match_client_zips,
     normalize_zip_codes,
@@ -11,7 +12,6 @@ from feature_store_assets.reference.zip_income import (
     read_irs_zip_income,
     zip_income_by_zip,
 )
-from feature_store_assets.settings import SAMPLE_ZIP_INCOME
 
 
 def write(tmp_path, text, name="21zpallagi.csv"):

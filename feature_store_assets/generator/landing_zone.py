@@ -20,10 +20,10 @@ from pathlib import Path
 
 import duckdb
 
-from feature_store_assets.landing_zone import EVENT_TABLES
-from feature_store_assets.months import MONTH_PATTERN, add_months, parse_month
-from feature_store_assets.settings import SAMPLE_ZIP_INCOME
-from feature_store_assets.warehouse import sql_string
+from feature_store_assets.core.months import MONTH_PATTERN, add_months, parse_month
+from feature_store_assets.core.settings import SAMPLE_ZIP_INCOME
+from feature_store_assets.defs.landing_zone.validation import EVENT_TABLES
+from feature_store_assets.warehouse.connections import sql_string
 
 TABLE_PATHS = {
     "clinics": "clinics.parquet",
@@ -233,7 +233,7 @@ def generate_landing_zone(
 
     Replaces the five table paths under raw_dir and leaves anything else there alone.
     Clinic and client ZIPs are drawn from the ZIPs of zip_income_csv (IRS SOI format;
-    default: the synthetic sample shipped in feature_store_assets/reference/data).
+    default: the synthetic sample shipped in feature_store_assets/defs/reference/data).
     """
     _validate(options)
     raw_dir = Path(raw_dir)

@@ -21,8 +21,9 @@ from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from feature_store_assets.freshness import FRESH, current_freshness
-from feature_store_assets.months import add_months
+from feature_store_assets.core.months import add_months
+from feature_store_assets.core.settings import Settings
+from feature_store_assets.defs.checks.freshness import FRESH, current_freshness
 from feature_store_assets.serving.online import OnlineStore
 from feature_store_assets.serving.published import (
     ENTITY,
@@ -32,7 +33,6 @@ from feature_store_assets.serving.published import (
     UnknownFeatures,
 )
 from feature_store_assets.serving.training import EVENT_TIMESTAMP, get_training_features
-from feature_store_assets.settings import Settings
 
 PREFIX = "/api/v1/features"
 MAX_INFERENCE_IDS = 10_000

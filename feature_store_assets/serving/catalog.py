@@ -23,7 +23,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from feature_store_assets.names import FEATURE_MODEL, FEATURES_TABLE
+from feature_store_assets.core.names import FEATURE_MODEL, FEATURES_TABLE
 from feature_store_assets.serving.published import (
     CATALOG_TABLE,
     ENTITY,
@@ -32,7 +32,7 @@ from feature_store_assets.serving.published import (
     open_analytics,
     require_features_table,
 )
-from feature_store_assets.warehouse import comment_on_columns, quote, table_exists
+from feature_store_assets.warehouse.connections import comment_on_columns, quote, table_exists
 
 NOT_FEATURES = (ENTITY, SNAPSHOT_COLUMN, "clinic_id")
 DEFAULT_OWNER = "feature-store"
@@ -109,7 +109,7 @@ def feature_definitions(manifest: Mapping[str, Any]) -> list[Feature]:
 
 # Per feature month: its rows and each feature's non-null values. The catalog's availability is computed from
 # this small table, which each catalog build updates for the months materialized since the previous one only
-# (feature_store_assets/serving/assets.py): a month's cost, whatever the history
+# (feature_store_assets/defs/catalog/assets.py): a month's cost, whatever the history
 # (recomputing it over all of client_features took 40 s at 24 months of 2M clients).
 MONTH_VALUES_TABLE = "features.feature_month_values"
 MONTH_VALUES_COLUMNS = {
@@ -315,7 +315,7 @@ def catalog_from_connection(con: duckdb.DuckDBPyConnection, path: Path) -> Featu
     if table_exists(con, CATALOG_TABLE):
         return FeatureCatalog(read_catalog(con))
     # A file published before the catalog asset existed: build the catalog from the manifest instead.
-    from feature_store_assets.dbt import load_manifest
+    from feature_store_assets.defs.dbt.project import load_manifest
 
     return FeatureCatalog(with_availability(feature_definitions(load_manifest()), con))
 
@@ -323,7 +323,7 @@ def catalog_from_connection(con: duckdb.DuckDBPyConnection, path: Path) -> Featu
 def load_catalog(analytics: Path | None = None) -> FeatureCatalog:
     """The catalog of the published analytics file (default: FEATURE_STORE_ANALYTICS)."""
     if analytics is None:
-        from feature_store_assets.settings import Settings
+        from feature_store_assets.core.settings import Settings
 
         analytics = Settings.from_env().analytics
     with open_analytics(analytics) as con:

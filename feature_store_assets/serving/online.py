@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from feature_store_assets.names import FEATURE_MODEL, FEATURES_TABLE, LEDGER
+from feature_store_assets.core.names import FEATURE_MODEL, FEATURES_TABLE, LEDGER
 from feature_store_assets.serving.catalog import FeatureCatalog, catalog_from_connection
 from feature_store_assets.serving.published import (
     ENTITY,
@@ -35,7 +35,7 @@ from feature_store_assets.serving.published import (
     open_analytics,
     published_at,
 )
-from feature_store_assets.warehouse import quote, table_exists
+from feature_store_assets.warehouse.connections import quote, table_exists
 
 UNKNOWN_CLIENT = "unknown client: no published feature snapshot"
 _TEXT_TYPES = ("VARCHAR",)
@@ -186,7 +186,7 @@ class OnlineStore:
 
     def __init__(self, analytics: Path | None = None, *, load: bool = True):
         if analytics is None:
-            from feature_store_assets.settings import Settings
+            from feature_store_assets.core.settings import Settings
 
             analytics = Settings.from_env().analytics
         self.analytics = Path(analytics)

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import duckdb
 
-from feature_store_assets.names import FEATURES_TABLE
-from feature_store_assets.warehouse import sql_string, table_exists
+from feature_store_assets.core.names import FEATURES_TABLE
+from feature_store_assets.warehouse.connections import sql_string, table_exists
 
 CATALOG_TABLE = "features.feature_catalog"
 ENTITY = "client_id"

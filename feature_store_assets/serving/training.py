@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from feature_store_assets.names import FEATURES_TABLE
+from feature_store_assets.core.names import FEATURES_TABLE
 from feature_store_assets.serving.catalog import catalog_from_connection
 from feature_store_assets.serving.published import (
     ENTITY,
@@ -23,7 +23,7 @@ from feature_store_assets.serving.published import (
     ServingError,
     open_analytics,
 )
-from feature_store_assets.warehouse import quote
+from feature_store_assets.warehouse.connections import quote
 
 EVENT_TIMESTAMP = "event_timestamp"
 _ROW = "__row"
@@ -116,7 +116,7 @@ def get_training_features(
     feature_month. Reads the published analytics file (default: FEATURE_STORE_ANALYTICS).
     """
     if analytics is None:
-        from feature_store_assets.settings import Settings
+        from feature_store_assets.core.settings import Settings
 
         analytics = Settings.from_env().analytics
     if max_age_months is not None and (not isinstance(max_age_months, int | np.integer) or max_age_months < 0):

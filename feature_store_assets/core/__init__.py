@@ -1,0 +1,1 @@
+"""What every part shares: settings, names, months, partitions, the Dagster resource and paths."""

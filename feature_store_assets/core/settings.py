@@ -1,0 +1,171 @@
+"""The data contract's environment variables, resolved to absolute paths.
+
+One setting moves the whole system: the Dagster definitions, the dbt profile
+(through the environment handed to the dbt subprocess) and the CLI all read
+their paths from here.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from feature_store_assets.core.months import MONTH_PATTERN
+from feature_store_assets.core.paths import PACKAGE_DIR
+
+SAMPLE_ZIP_INCOME = PACKAGE_DIR / "defs" / "reference" / "data" / "zip_income_sample.csv"
+
+# Beyond the contract: `warn` reports the quality checks' failures without blocking publishing,
+# for onboarding a new landing zone whose volumes and rejection rates are not known yet.
+QUALITY_MODES = ("enforce", "warn")
+# Beyond the contract: the dbt profile target (docs/spark.md). `spark` builds the models on Spark,
+# whose state (warehouse, metastore, logs) lives in FEATURE_STORE_SPARK_DIR; anything else is a DuckDB target.
+SPARK_TARGET = "spark"
+LOG_FORMATS = ("text", "json")
+# DuckDB's memory limit for the pipeline's connections, dbt's included (dbt_subproject/profiles.yml reads the
+# same variable with the same default). DuckDB spills to disk beyond it; its own default is 80% of the RAM.
+MEMORY_LIMIT_ENV = "FEATURE_STORE_DUCKDB_MEMORY_LIMIT"
+DEFAULT_MEMORY_LIMIT = "2GB"
+
+
+class ConfigurationError(ValueError):
+    """An environment variable of the data contract has an unusable value."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    """How one Settings field is read: its environment variable, the default when it is unset or empty, and
+    `parse(value, cwd)`, which validates the value (a ConfigurationError naming the variable) and converts it."""
+
+    env: str
+    default: str
+    parse: Callable[[str, str, Path], Any]
+
+
+def _path(name: str, value: str, cwd: Path) -> Path:
+    return (cwd / value).resolve() if not Path(value).is_absolute() else Path(value)
+
+
+def _folder(name: str, value: str, cwd: Path) -> Path:
+    return (cwd / value).resolve()
+
+
+def _text(name: str, value: str, cwd: Path) -> str:
+    return value
+
+
+def _month(name: str, value: str, cwd: Path) -> str:
+    if not MONTH_PATTERN.fullmatch(value):
+        raise ConfigurationError(f"{name} must be YYYY-MM, got {value!r}")
+    return value
+
+
+def _quality_mode(name: str, value: str, cwd: Path) -> str:
+    if value not in QUALITY_MODES:
+        raise ConfigurationError(f"{name} must be one of {QUALITY_MODES}, got {value!r}")
+    return value
+
+
+def _log_format(name: str, value: str, cwd: Path) -> str:
+    value = value.strip().lower()
+    if value not in LOG_FORMATS:
+        raise ConfigurationError(f"{name} must be text or json, got {value!r}")
+    return value
+
+
+def _positive(name: str, value: str, cwd: Path) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise ConfigurationError(f"{name} must be a positive number of rows, got {value!r}")
+    return int(value)
+
+
+def _setting(env: str, default: str, parse: Callable[[str, str, Path], Any] = _text, required: bool = False) -> Any:
+    """A Settings field read from `env` (README, Configuration); optional fields default to the parsed default."""
+    metadata = {"setting": Setting(env, default, parse)}
+    if required:
+        return field(metadata=metadata)
+    return field(default_factory=lambda: parse(env, default, Path.cwd()), metadata=metadata)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting, once: each field's environment variable, default and validation are its `Setting`."""
+
+    raw_dir: Path = _setting("FEATURE_STORE_RAW_DIR", "data/raw", _path, required=True)
+    warehouse: Path = _setting("FEATURE_STORE_WAREHOUSE", "data/warehouse.duckdb", _path, required=True)
+    zip_income: Path = _setting("FEATURE_STORE_ZIP_INCOME", str(SAMPLE_ZIP_INCOME), _path, required=True)
+    start_month: str = _setting("FEATURE_STORE_START_MONTH", "2023-01", _month, required=True)  # YYYY-MM
+    analytics: Path = _setting("FEATURE_STORE_ANALYTICS", "data/analytics.duckdb", _path, required=True)
+    quality_mode: str = _setting("FEATURE_STORE_QUALITY_MODE", "enforce", _quality_mode)
+    dbt_target: str = _setting("FEATURE_STORE_DBT_TARGET", "duckdb")
+    spark_dir: Path = _setting("FEATURE_STORE_SPARK_DIR", "data/spark", _folder)
+    # `json`: the runs' console log, the webserver's and the daemon's, one JSON object a line (logs.py)
+    log_format: str = _setting("FEATURE_STORE_LOG_FORMAT", "text", _log_format)
+    duckdb_memory_limit: str = _setting(MEMORY_LIMIT_ENV, DEFAULT_MEMORY_LIMIT)
+    # landed event rows one dbt build may cover; at least one month per build (dbt.py)
+    max_rows_per_dbt_build: int = _setting("FEATURE_STORE_MAX_ROWS_PER_DBT_BUILD", "40000000", _positive)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Settings:
+        env = os.environ if env is None else env
+        cwd = Path.cwd() if cwd is None else cwd
+        return cls(**{f.name: setting_from_env(f.name, env, cwd) for f in fields(cls)})
+
+    @property
+    def on_spark(self) -> bool:
+        """dbt builds the models on Spark: the DuckDB warehouse then reads them through views (warehouse.py)."""
+        return self.dbt_target == SPARK_TARGET
+
+    @property
+    def start_date(self) -> str:
+        """The first partition's key, as Dagster's monthly partitions spell it."""
+        return f"{self.start_month}-01"
+
+    def require_inputs(self, env: Mapping[str, str] | None = None) -> None:
+        """Raise a one-line ConfigurationError naming the variable, its path and what to do when the landing zone
+        (its folder, clinics.parquet, clients.parquet) or the ZIP income file is not there; a run checks this
+        before it creates anything (the warehouse, its folder, its lock)."""
+        from feature_store_assets.defs.landing_zone.validation import REFERENCE_TABLES
+
+        env = os.environ if env is None else env
+        missing = [
+            f"{table}.parquet" for table in REFERENCE_TABLES if not (self.raw_dir / f"{table}.parquet").is_file()
+        ]
+        if not self.raw_dir.is_dir() or missing:
+            problem = "does not exist" if not self.raw_dir.is_dir() else f"holds no {' and no '.join(missing)}"
+            raise ConfigurationError(
+                f"{_described('FEATURE_STORE_RAW_DIR', env)}: {self.raw_dir} {problem}, so it is no landing zone; "
+                "set FEATURE_STORE_RAW_DIR to the landing zone's folder, or run from the folder that holds data/raw "
+                "(`feature-store generate` writes a synthetic landing zone)"
+            )
+        if not self.zip_income.is_file():
+            raise ConfigurationError(
+                f"{_described('FEATURE_STORE_ZIP_INCOME', env)}: {self.zip_income} does not exist; set "
+                "FEATURE_STORE_ZIP_INCOME to the IRS SOI ZIP income CSV, or unset it for the shipped sample"
+            )
+
+    def as_env(self) -> dict[str, str]:
+        """The same settings as absolute-path environment variables, for the dbt subprocess."""
+        return {f.metadata["setting"].env: str(getattr(self, f.name)) for f in fields(self)}
+
+
+def settings_fields() -> dict[str, Setting]:
+    """Settings' field names with how each is read, in order."""
+    return {f.name: f.metadata["setting"] for f in fields(Settings)}
+
+
+def setting_from_env(name: str, env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Any:
+    """One setting (a Settings field name) from the environment, validated: for readers that need only it."""
+    setting = settings_fields()[name]
+    env = os.environ if env is None else env
+    return setting.parse(setting.env, env.get(setting.env) or setting.default, Path.cwd() if cwd is None else cwd)
+
+
+def _described(name: str, env: Mapping[str, str]) -> str:
+    """Where a path setting came from, for an error: `NAME=value`, or the default it fell back to."""
+    value = env.get(name)
+    default = next(s.default for s in settings_fields().values() if s.env == name)
+    return f"{name}={value}" if value else f"{name} is not set (default {default}, under the current directory)"

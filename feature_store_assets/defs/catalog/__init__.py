@@ -1,0 +1,1 @@
+"""The feature catalog asset (its logic is in serving/catalog.py)."""

@@ -1,0 +1,221 @@
+"""The dbt models as Dagster assets: the monthly step that validates, builds and records the run's months."""
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+from dagster_dbt import DbtCliResource, dbt_assets
+
+from feature_store_assets.core.months import (
+    add_months,
+    build_chunks,
+    dbt_vars,
+    describe_months,
+    month_range,
+    parse_month,
+)
+from feature_store_assets.core.resources import WAREHOUSE_POOL, FeatureStoreResource
+from feature_store_assets.defs.checks.acceptance import contiguous_runs, months_not_buildable
+from feature_store_assets.defs.dbt.check_names import with_readable_test_names
+from feature_store_assets.defs.dbt.planning import (
+    KEPT_MARKER,
+    RUN_TARGET_PREFIX,
+    MergedDbtEvents,
+    MonthsNotBuilt,
+    clean_dbt_targets,
+    materialization_row_metadata,
+    month_problems,
+    not_built_message,
+)
+from feature_store_assets.defs.dbt.project import (
+    MONTHLY_SELECTOR,
+    WINDOWED_LAYERS,
+    LayerTranslator,
+    dbt_project,
+    layer_of,
+    load_manifest,
+    model_columns,
+    monthly_models_by_name,
+    relation_of,
+)
+from feature_store_assets.defs.landing_zone.validation import (
+    EVENT_TABLES,
+    contract_from_manifest,
+    landed_rows,
+    landing_zone_report,
+)
+from feature_store_assets.operations.logs import dbt_error_summary, dbt_log_path
+from feature_store_assets.warehouse.connections import rows_per_month
+from feature_store_assets.warehouse.ledger import month_states, record_failed_months, record_materialized_months
+from feature_store_assets.warehouse.spark import mirror_spark_tables
+
+
+def build_dbt_assets(partitions_def: dg.TimeWindowPartitionsDefinition) -> list[dg.AssetsDefinition]:
+    manifest = load_manifest()
+    translator = LayerTranslator()
+    monthly_models = monthly_models_by_name(manifest)
+    aggregation_models = sorted(name for name, node in monthly_models.items() if layer_of(node) == "aggregation")
+    windowed_models = {name for name, node in monthly_models.items() if layer_of(node) in WINDOWED_LAYERS}
+
+    @dbt_assets(
+        manifest=with_readable_test_names(manifest),  # check names: dagster-dbt reads them from the manifest
+        project=dbt_project,
+        select=MONTHLY_SELECTOR,
+        partitions_def=partitions_def,
+        dagster_dbt_translator=translator,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        name="monthly_dbt_models",
+        pool=WAREHOUSE_POOL,
+    )
+    def monthly_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, feature_store: FeatureStoreResource):
+        """Filter, aggregation and feature models for the run's months, in one dbt build."""
+        settings = feature_store.settings
+        window = context.partition_time_window
+        first, last = window.start.date(), add_months(window.end.date(), -1)
+        months = month_range(first, last)
+        selected = {key.path[-1] for key in context.selected_asset_keys}
+
+        target_root = (
+            dbt_project.project_dir / "target"
+        )  # first: a run that builds nothing cleans up after killed ones too
+        target_root.mkdir(parents=True, exist_ok=True)
+        clean_dbt_targets(target_root)
+        report = landing_zone_report(settings.raw_dir, months, contract_from_manifest(manifest))
+        if report.reference:  # clinics.parquet or clients.parquet: every month reads them
+            raise report.error([])
+        held = months_not_buildable(
+            months,
+            parse_month(settings.start_month),
+            month_problems(report, months),
+            month_states(settings.warehouse, aggregation_models),
+            windows=bool(selected & windowed_models),
+            run_builds_history=selected.issuperset(aggregation_models),
+        )
+        to_build = [m for m in months if m not in held]
+        selected_monthly = sorted(name for name in monthly_models if name in selected)
+        if held:
+            record_failed_months(settings.warehouse, selected_monthly, held, context.run_id)
+            context.log.warning("not built:\n" + "\n".join(f"  {m:%Y-%m}: {why}" for m, why in sorted(held.items())))
+        if not to_build:
+            # the quality-check step will not run: record the filter models' failed row-count checks here (the contract:
+            # "a month with no files: the month's filter assets fail their row-count check")
+            for name in selected_monthly:
+                if layer_of(monthly_models[name]) == "filter" and monthly_models[name].get("meta", {}).get(
+                    "quality", {}
+                ).get("row_count_check", True):
+                    context.instance.report_runless_asset_event(
+                        dg.AssetCheckEvaluation(
+                            asset_key=dg.AssetKey([monthly_models[name]["schema"], name]),
+                            check_name="row_count",
+                            passed=False,
+                            severity=dg.AssetCheckSeverity.ERROR,
+                            description="; ".join(f"{m:%Y-%m}: not built: {why}" for m, why in sorted(held.items())),
+                            metadata={"failed_months": describe_months(held), "dagster_run_id": context.run_id},
+                        )
+                    )
+            raise MonthsNotBuilt(description=not_built_message(held), metadata={"months": describe_months(held)})
+
+        # dbt runs in its project folder: hand it the settings as absolute paths.
+        os.environ.update(settings.as_env())
+        # A long backfill of large months is built a few months per dbt build, so DuckDB's memory stays
+        # bounded; small months share one build. Builds run oldest first: each finds the history it reads.
+        landed = {
+            t: {m: landed_rows(settings.raw_dir, t, m) for m in to_build} for t in EVENT_TABLES
+        }  # a held month's files may be unreadable
+        rows_by_month = {m: sum(landed[t][m] for t in EVENT_TABLES) for m in to_build}
+        chunks = [
+            c
+            for run in contiguous_runs(to_build)
+            for c in build_chunks(run, rows_by_month, settings.max_rows_per_dbt_build)
+        ]
+        # dbt holds the warehouse's write lock while it builds: collect its events, count rows once it is done
+        events, failure, completed = MergedDbtEvents(), None, []
+        dbt_log = dbt_log_path(settings.warehouse, context.run_id)  # dbt's full log of the run, kept (logs.py)
+        # not history until its build finishes: a run killed inside dbt leaves its months failed, not accepted
+        record_failed_months(
+            settings.warehouse,
+            selected_monthly,
+            dict.fromkeys(to_build, f"its dbt build (run {context.run_id}) did not finish: re-run the month"),
+            context.run_id,
+        )
+        for chunk in chunks:
+            # each invocation gets its own target folder, removed afterwards unless the build failed (dbt's error names its log)
+            target = Path(tempfile.mkdtemp(dir=target_root, prefix=f"{RUN_TARGET_PREFIX}{os.getpid()}-"))
+            try:
+                events.add(
+                    dbt.cli(
+                        [
+                            "build",
+                            "--exclude-resource-type",
+                            "unit_test",
+                            "--vars",
+                            json.dumps(dbt_vars(chunk[0], chunk[-1])),
+                            # plain text without colour codes: dbt's lines end up in files (the run's log, compute logs)
+                            "--log-path",
+                            str(dbt_log.parent),
+                            "--log-format-file",
+                            "text",
+                            "--no-use-colors",
+                        ],
+                        target_path=target,
+                        context=context,
+                    ).stream()
+                )
+            except Exception as error:  # report what dbt did build, then fail the step
+                target.mkdir(parents=True, exist_ok=True)
+                (target / KEPT_MARKER).write_text(
+                    f"dbt build of {describe_months(chunk)}, Dagster run {context.run_id}\n"
+                )
+                events.add(getattr(error, "events", []))
+                failure = error
+                try:
+                    record_failed_months(
+                        settings.warehouse,
+                        selected_monthly,
+                        dict.fromkeys(
+                            chunk, f"dbt build failed (dbt log: {dbt_log}): {dbt_error_summary(str(error))[:300]}"
+                        ),
+                        context.run_id,
+                    )
+                except duckdb.Error as ledger_error:  # never hide dbt's error behind the ledger's
+                    context.log.error(
+                        f"could not record {describe_months(chunk)} as failed in the ledger: {ledger_error}"
+                    )
+                break
+            shutil.rmtree(target, ignore_errors=True)
+            completed += chunk
+        if len(chunks) > 1:
+            context.log.info(
+                f"built {describe_months(to_build)} in {len(chunks)} dbt builds: {[describe_months(c) for c in chunks]}"
+            )
+
+        if settings.on_spark:  # the DuckDB warehouse reads Spark's tables through views (docs/spark.md)
+            not_yet = mirror_spark_tables(settings.warehouse, settings.spark_dir, model_columns(manifest))
+            if not_yet:
+                context.log.info(f"no Parquet file on Spark yet, so no view: {', '.join(not_yet)}")
+        built = {
+            name: rows_per_month(settings.warehouse, relation_of(node), node["config"]["unique_key"], completed)
+            for name, node in monthly_models.items()
+            if name in selected
+        }
+        row_metadata = materialization_row_metadata(settings, manifest, built, completed, landed)
+        for event in events:
+            key = context.asset_key_for_output(event.output_name) if isinstance(event, dg.Output) else None
+            if key is not None and key.path[-1] in row_metadata:
+                rows = row_metadata[key.path[-1]]
+                event = event.with_metadata({**event.metadata, **rows.run})
+                for month, metadata in rows.by_month.items():  # each month's materialization gets its own counts
+                    context.add_asset_metadata(
+                        metadata, asset_key=key, partition_key=month.strftime(partitions_def.fmt)
+                    )
+            yield event
+        # the months of the builds that succeeded are complete, even when a later build failed
+        record_materialized_months(settings.warehouse, built, context.run_id)
+        if failure is not None:
+            raise failure
+
+    return [monthly_dbt_models]

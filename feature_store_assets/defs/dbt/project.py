@@ -1,0 +1,162 @@
+"""The dbt project as Dagster sees it: the manifest, the layers (dbt folders and Dagster groups), the translator.
+
+Layers are dbt folders (models/filter, models/aggregation, models/features, models/marts) and
+Dagster groups of the same names; asset keys are `[schema, model]`, as in DuckDB. Python learns
+models from the manifest: their layer, tags, `unique_key` (the month key) and meta.
+"""
+
+import json
+from collections.abc import Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject
+from filelock import FileLock
+
+from feature_store_assets.core.months import (
+    FEATURE_LOOKBACK_MONTHS,
+)
+from feature_store_assets.core.paths import DBT_PROJECT_DIR
+from feature_store_assets.defs.dbt.check_names import check_description
+from feature_store_assets.defs.dbt.process import dbt_executable
+
+dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR)
+
+MONTHLY_SELECTOR = "tag:monthly"
+# The layers (dbt folders, Dagster groups) from the landing zone's side to the analysts'.
+LAYERS = ("filter", "aggregation", "features", "marts")
+# Layers whose month M reads the aggregation months M-11..M (LayerTranslator's partition mapping).
+WINDOWED_LAYERS = ("features", "marts")
+
+
+def _dbt_sources_mtime() -> float:
+    files = [DBT_PROJECT_DIR / "dbt_project.yml", DBT_PROJECT_DIR / "profiles.yml"]
+    for folder in ("models", "macros", "tests"):
+        files += [p for p in (DBT_PROJECT_DIR / folder).rglob("*") if p.is_file()]
+    return max(p.stat().st_mtime for p in files)
+
+
+def prepare_manifest() -> Path:
+    """Parse the dbt project when its manifest is missing or older than its files; returns the manifest path."""
+    manifest_path = dbt_project.manifest_path
+    with FileLock(str(DBT_PROJECT_DIR / ".manifest.lock")):
+        if not manifest_path.exists() or manifest_path.stat().st_mtime < _dbt_sources_mtime():
+            # dbt beside this interpreter: a venv's scripts are not on PATH unless it is activated
+            DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable()).cli(
+                ["parse", "--quiet"], target_path=dbt_project.target_path
+            ).wait()
+    return manifest_path
+
+
+@cache
+def load_manifest() -> Mapping[str, Any]:
+    return json.loads(prepare_manifest().read_text())
+
+
+def layer_of(props: Mapping[str, Any]) -> str | None:
+    fqn = props.get("fqn") or []
+    return fqn[1] if props.get("resource_type") == "model" and len(fqn) > 2 else None
+
+
+class LayerTranslator(DagsterDbtTranslator):
+    """Keys as [schema, model], groups named after the layer folders (or `meta.dagster.group`: the staging
+    tables), the features' 12-month lookback, and dbt test checks described by what they test (dbt_checks)."""
+
+    def __init__(self) -> None:
+        super().__init__(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
+        if dbt_resource_props["resource_type"] == "model":
+            return dg.AssetKey([dbt_resource_props["schema"], dbt_resource_props["name"]])
+        return super().get_asset_key(dbt_resource_props)
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        return super().get_group_name(dbt_resource_props) or layer_of(dbt_resource_props)
+
+    def get_asset_check_spec(
+        self, asset_spec: dg.AssetSpec, manifest: Mapping[str, Any], unique_id: str, project: DbtProject | None
+    ) -> dg.AssetCheckSpec | None:
+        spec = super().get_asset_check_spec(asset_spec, manifest, unique_id, project)
+        return spec and spec._replace(description=check_description(manifest["nodes"][unique_id]))
+
+    def get_partition_mapping(
+        self, dbt_resource_props: Mapping[str, Any], dbt_parent_resource_props: Mapping[str, Any]
+    ) -> dg.PartitionMapping | None:
+        # Feature month M reads the aggregates of M-11..M (the 12m window).
+        if layer_of(dbt_resource_props) == "features" and layer_of(dbt_parent_resource_props) == "aggregation":
+            return dg.TimeWindowPartitionMapping(
+                start_offset=-FEATURE_LOOKBACK_MONTHS, end_offset=0, allow_nonexistent_upstream_partitions=True
+            )
+        # Mart month M reads its lookback window (at most 12 months) of aggregates.
+        if layer_of(dbt_resource_props) == "marts" and layer_of(dbt_parent_resource_props) == "aggregation":
+            return dg.TimeWindowPartitionMapping(
+                start_offset=-FEATURE_LOOKBACK_MONTHS, end_offset=0, allow_nonexistent_upstream_partitions=True
+            )
+        return None
+
+
+def monthly_models_by_name(manifest: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """The month-incremental models (the tables a month run replaces), by model name."""
+    return {
+        node["name"]: node
+        for node in manifest["nodes"].values()
+        if node["resource_type"] == "model"
+        and "monthly" in node["tags"]
+        and node["config"]["materialized"] == "incremental"
+    }
+
+
+def monthly_lineage(manifest: Mapping[str, Any], model: str) -> list[tuple[str, str]]:
+    """(relation, month column) of the filter layer's monthly tables and of the monthly models `model` is built
+    from, and its own, in layer order (LAYERS; then by relation): the tables the demo counts rows of, month by month."""
+    monthly = monthly_models_by_name(manifest)
+    lineage, todo = set(), [f"model.feature_store.{model}"]
+    while todo:
+        node = manifest["nodes"][todo.pop()]
+        lineage.add(node["name"])
+        todo += [p for p in node["depends_on"]["nodes"] if p.startswith("model.")]
+    chosen = [n for name, n in monthly.items() if name in lineage or layer_of(n) == "filter"]
+
+    def order(node: Mapping[str, Any]) -> tuple[int, str]:
+        layer = layer_of(node)
+        return (LAYERS.index(layer) if layer in LAYERS else len(LAYERS), relation_of(node))
+
+    return [(relation_of(n), n["config"]["unique_key"]) for n in sorted(chosen, key=order)]
+
+
+STAGING_TAG = "staging"
+STAGING_MONTH_COLUMN = "event_month"
+
+
+def staging_models_by_name(manifest: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """The staging tables (tag `staging`): the run's months only, rebuilt by every dbt build."""
+    return {
+        node["name"]: node
+        for node in manifest["nodes"].values()
+        if node["resource_type"] == "model" and STAGING_TAG in node["tags"]
+    }
+
+
+def relation_of(node: Mapping[str, Any]) -> str:
+    return f"{node['schema']}.{node['name']}"
+
+
+def model_columns(manifest: Mapping[str, Any]) -> dict[tuple[str, str], dict[str, str]]:
+    """(schema, table) -> {column: description} of every dbt model, from its .yml (the one source of descriptions)."""
+    return {
+        (node["schema"], node["name"]): {
+            name: column.get("description", "") for name, column in node["columns"].items()
+        }
+        for node in manifest["nodes"].values()
+        if node["resource_type"] == "model"
+    }
+
+
+# The landing-zone table each filter model keeps rows of.
+FILTER_SOURCES = {
+    "inclinic_transactions": "transactions_inclinic",
+    "hd_orders": "transactions",
+    "web_sessions": "web_sessions",
+}

@@ -1,0 +1,1 @@
+"""Publishing: the accepted months copied to the analysts' analytics database."""

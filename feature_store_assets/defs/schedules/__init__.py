@@ -1,0 +1,1 @@
+"""Jobs and schedules: the monthly job and its schedule."""

@@ -1,0 +1,1 @@
+"""Operating the store: the one Dagster instance, the run lock and dead runs, run logs."""
