@@ -52,3 +52,11 @@ def test_build_chunks_keep_months_in_order_within_the_row_budget():
     assert build_chunks(months, rows, 1_000) == [months]
     assert build_chunks(months, rows, 1) == [[m] for m in months]
     assert build_chunks([], rows, 40) == []
+
+
+def test_month_folders_are_named_and_parsed_in_one_place():
+    from feature_store_assets.core.months import folder_month, month_folder
+
+    assert month_folder(date(2024, 3, 1)) == "month=2024-03"
+    assert folder_month("month=2024-03") == date(2024, 3, 1)
+    assert [folder_month(n) for n in ("month=2024-13", "month=2024-03-01", "2024-03", "_SUCCESS")] == [None] * 4

@@ -15,7 +15,14 @@ import dagster as dg
 
 from feature_store_assets.cli.progress import RunProgress, captured_output, run_header
 from feature_store_assets.cli.serving import add_serving_commands
-from feature_store_assets.core.months import add_months, describe_months, format_month, month_range, parse_month
+from feature_store_assets.core.months import (
+    add_months,
+    describe_months,
+    folder_month,
+    format_month,
+    month_range,
+    parse_month,
+)
 from feature_store_assets.core.names import FEATURE_MODEL
 from feature_store_assets.core.settings import ConfigurationError, Settings
 from feature_store_assets.operations.instance import (
@@ -325,9 +332,10 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
             zip_income_csv=settings.zip_income,
         )
     else:
-        months_present = sorted((settings.raw_dir / "transactions_inclinic").glob("month=*"))
+        folders = (settings.raw_dir / "transactions_inclinic").glob("*")
+        months_present = sorted(m for m in (folder_month(f.name) for f in folders) if m)
         if months_present:
-            last = parse_month(months_present[-1].name.removeprefix("month="))
+            last = months_present[-1]
     print(f"materializing {describe_months(month_range(first, last))} through Dagster ...")
     materialize_months(settings, first, last, verbose=args.verbose)
 

@@ -13,6 +13,9 @@ from datetime import date, datetime
 # A month as settings and options spell it: YYYY-MM (use fullmatch).
 MONTH_PATTERN = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 
+# A month's folder of an event table in the landing zone: `month=YYYY-MM` (docs/data-contract.md).
+MONTH_FOLDER_PREFIX = "month="
+
 # A feature month reads aggregates of itself and the 11 months before it (the 12m window).
 FEATURE_LOOKBACK_MONTHS = 11
 
@@ -46,6 +49,19 @@ def month_range(first: date, last: date) -> list[date]:
 
 def format_month(month: date) -> str:
     return month.strftime("%Y-%m")
+
+
+def month_folder(month: date) -> str:
+    """The landing zone's folder name of a month: `month=2024-03`."""
+    return f"{MONTH_FOLDER_PREFIX}{format_month(month)}"
+
+
+def folder_month(name: str) -> date | None:
+    """The month of a `month=YYYY-MM` folder name; None for any other name (not a month folder of the contract)."""
+    value = name.removeprefix(MONTH_FOLDER_PREFIX)
+    if value == name or not MONTH_PATTERN.fullmatch(value):
+        return None
+    return parse_month(value)
 
 
 def dbt_vars(first: date, last: date) -> dict[str, str]:

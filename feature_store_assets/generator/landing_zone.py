@@ -20,7 +20,7 @@ from pathlib import Path
 
 import duckdb
 
-from feature_store_assets.core.months import MONTH_PATTERN, add_months, parse_month
+from feature_store_assets.core.months import MONTH_PATTERN, add_months, month_folder, parse_month
 from feature_store_assets.core.settings import SAMPLE_ZIP_INCOME
 from feature_store_assets.defs.landing_zone.validation import EVENT_TABLES
 from feature_store_assets.warehouse.connections import sql_string
@@ -181,10 +181,6 @@ class Month:
     start: date
     end: date  # first day of the next month
 
-    @property
-    def label(self) -> str:
-        return f"{self.start:%Y-%m}"
-
 
 @dataclass(frozen=True)
 class RowPlan:
@@ -260,7 +256,7 @@ def generate_landing_zone(
         for month in months_of(options):
             _prepare_client_draws(con, month)
             for table, plan in _row_plans(month, options, next_ids).items():
-                path = raw_dir / TABLE_PATHS[table] / f"month={month.label}" / "part-0.parquet"
+                path = raw_dir / TABLE_PATHS[table] / month_folder(month.start) / "part-0.parquet"
                 path.parent.mkdir(parents=True, exist_ok=True)
                 writers[table](con, path, month, plan, options)
                 written[table] = written.get(table, 0) + plan.rows

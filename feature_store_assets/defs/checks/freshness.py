@@ -28,11 +28,10 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import duckdb
 
-from feature_store_assets.core.months import add_months, format_month, parse_month
+from feature_store_assets.core.months import add_months, folder_month, format_month, month_folder
 from feature_store_assets.core.names import FEATURES_TABLE
-from feature_store_assets.core.resources import FeatureStoreResource
+from feature_store_assets.core.resources import DuckDBFile, FeatureStoreResource
 from feature_store_assets.defs.landing_zone.validation import EVENT_TABLES, landing_files
 from feature_store_assets.defs.schedules.monthly import SCHEDULE_DAY_OF_MONTH, SCHEDULE_HOUR
 from feature_store_assets.warehouse.connections import table_exists
@@ -41,7 +40,6 @@ FRESHNESS_GRACE_DAYS = 3
 FRESHNESS_CHECK = "latest_complete_month_published"
 FRESHNESS_JOB = "freshness_check_job"
 PUBLISHED_ASSET = dg.AssetKey(["publish", "analytics_database"])
-MONTH_FOLDER = "month="
 
 FRESH, SOURCE_LATE, OVERDUE, UNPUBLISHED = "fresh", "source_late", "overdue", "unpublished"
 
@@ -140,7 +138,7 @@ def freshness(latest_published: date | None, latest_landed: date | None, now: da
     return Freshness(
         SOURCE_LATE,
         f"source late: {newest}; {format_month(awaited)} {_due(awaited, now)} and has not landed in "
-        f"{source}/<table>/{MONTH_FOLDER}{format_month(awaited)}/ (tables: {', '.join(EVENT_TABLES)}). "
+        f"{source}/<table>/{month_folder(awaited)}/ (tables: {', '.join(EVENT_TABLES)}). "
         "Nothing to materialize until it lands.",
         "WARN",
         metadata,
@@ -163,13 +161,8 @@ def landed_months(raw_dir: Path) -> dict[str, set[date]]:
         months = landed.setdefault(table, set())
         folder = raw_dir / table
         for child in folder.iterdir() if folder.is_dir() else ():
-            if not child.name.startswith(MONTH_FOLDER):
-                continue
-            try:
-                month = parse_month(child.name.removeprefix(MONTH_FOLDER))
-            except ValueError:
-                continue
-            if landing_files(raw_dir, table, month):
+            month = folder_month(child.name)
+            if month is not None and landing_files(raw_dir, table, month):
                 months.add(month)
     return landed
 
@@ -189,10 +182,10 @@ def freshness_result(state: Freshness) -> dg.AssetCheckResult:
     )
 
 
-def latest_published_month(analytics: Path) -> date | None:
-    if not analytics.exists():
+def latest_published_month(analytics: DuckDBFile) -> date | None:
+    if not analytics.path.exists():
         return None
-    with duckdb.connect(str(analytics), read_only=True) as con:
+    with analytics.connect(read_only=True) as con:
         if not table_exists(con, FEATURES_TABLE):
             return None
         return con.execute(f"select max(feature_month) from {FEATURES_TABLE}").fetchone()[0]
@@ -206,10 +199,9 @@ def latest_published_month(analytics: Path) -> date | None:
     f"{SCHEDULE_DAY_OF_MONTH}nd of M+1 at {SCHEDULE_HOUR:02d}:00 UTC plus {FRESHNESS_GRACE_DAYS} days. "
     "ERROR when a landed month is overdue; WARN when the landing zone has not delivered the month due.",
 )
-def latest_complete_month_published(feature_store: FeatureStoreResource) -> dg.AssetCheckResult:
-    settings = feature_store.settings
+def latest_complete_month_published(feature_store: FeatureStoreResource, analytics: DuckDBFile) -> dg.AssetCheckResult:
     return freshness_result(
-        current_freshness(latest_published_month(settings.analytics), settings.raw_dir, datetime.now(UTC))
+        current_freshness(latest_published_month(analytics), feature_store.settings.raw_dir, datetime.now(UTC))
     )
 
 

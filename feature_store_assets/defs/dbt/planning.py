@@ -11,7 +11,7 @@ from typing import Any
 
 import dagster as dg
 
-from feature_store_assets.core.months import describe_months, format_month
+from feature_store_assets.core.months import describe_months, format_month, month_folder
 from feature_store_assets.defs.dbt.project import (
     FILTER_SOURCES,
     STAGING_MONTH_COLUMN,
@@ -127,7 +127,7 @@ def month_problems(report, months: list[date]) -> dict[date, str]:
     problems = {}
     for month in months:
         found = list(report.by_month.get(month, []))
-        found += [f"{table} has no file for month={month:%Y-%m}" for table in report.empty_tables.get(month, [])]
+        found += [f"{table} has no file for {month_folder(month)}" for table in report.empty_tables.get(month, [])]
         if found:
             problems[month] = "; ".join(found)
     return problems

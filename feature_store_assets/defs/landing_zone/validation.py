@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from feature_store_assets.core.months import format_month
+from feature_store_assets.core.months import month_folder
 
 REFERENCE_TABLES = ("clinics", "clients")
 EVENT_TABLES = ("transactions_inclinic", "transactions", "web_sessions")
@@ -220,7 +220,7 @@ def file_problems(path: Path, columns: Mapping[str, str], key: str | None = None
 
 
 def landing_files(raw_dir: Path, table: str, month: date) -> list[Path]:
-    return sorted((raw_dir / table / f"month={format_month(month)}").glob("*.parquet"))
+    return sorted((raw_dir / table / month_folder(month)).glob("*.parquet"))
 
 
 def landed_rows(raw_dir: Path, table: str, month: date) -> int:
