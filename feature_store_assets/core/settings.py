@@ -82,6 +82,16 @@ def _positive(name: str, value: str, cwd: Path) -> int:
     return int(value)
 
 
+def _optional_folder(name: str, value: str, cwd: Path) -> Path | None:
+    return _folder(name, value, cwd) if value else None
+
+
+def _versions(name: str, value: str, cwd: Path) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise ConfigurationError(f"{name} must be a positive number of versions to keep, got {value!r}")
+    return int(value)
+
+
 def _setting(env: str, default: str, parse: Callable[[str, str, Path], Any] = _text, required: bool = False) -> Any:
     """A Settings field read from `env` (README, Configuration); optional fields default to the parsed default."""
     metadata = {"setting": Setting(env, default, parse)}
@@ -107,6 +117,15 @@ class Settings:
     duckdb_memory_limit: str = _setting(MEMORY_LIMIT_ENV, DEFAULT_MEMORY_LIMIT)
     # landed event rows one dbt build may cover; at least one month per build (dbt.py)
     max_rows_per_dbt_build: int = _setting("FEATURE_STORE_MAX_ROWS_PER_DBT_BUILD", "40000000", _positive)
+    # the published store's Delta tables and versions (store/, docs/published-store.md); unset: `published/`
+    # beside the analytics file
+    published_dir: Path = _setting("FEATURE_STORE_PUBLISHED_DIR", "", _optional_folder)
+    # store versions kept for restore and pinned reads; older versions' files are vacuumed
+    keep_versions: int = _setting("FEATURE_STORE_KEEP_VERSIONS", "12", _versions)
+
+    def __post_init__(self) -> None:
+        if self.published_dir is None:
+            object.__setattr__(self, "published_dir", self.analytics.parent / "published")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Settings:
