@@ -6,7 +6,7 @@ import dagster as dg
 from dagster_dbt import DbtCliResource
 
 from feature_store_assets.core.partitions import monthly_partitions
-from feature_store_assets.core.resources import FeatureStoreResource
+from feature_store_assets.core.resources import resources_from_settings
 from feature_store_assets.core.settings import Settings
 from feature_store_assets.defs.catalog.assets import feature_catalog
 from feature_store_assets.defs.checks.freshness import (
@@ -48,7 +48,8 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         resources={
             # dbt_executable: a dbt that dies with its run, so a killed run leaves no writer holding the warehouse
             "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable()),
-            "feature_store": FeatureStoreResource.from_settings(settings),
+            # every setting, and the warehouse and analytics file as dagster-duckdb DuckDBResources
+            **resources_from_settings(settings),
         },
         # One DuckDB writer at a time: steps run one after another in the run's process.
         executor=dg.in_process_executor,

@@ -17,7 +17,7 @@ import duckdb
 import pytest
 
 from feature_store_assets.cli.main import main
-from feature_store_assets.core.resources import WAREHOUSE_POOL
+from feature_store_assets.core.resources import WAREHOUSE_POOL, DuckDBFile
 from feature_store_assets.core.settings import ConfigurationError, Settings
 from feature_store_assets.definitions import build_definitions
 from feature_store_assets.defs.checks.freshness import (
@@ -286,13 +286,13 @@ def test_the_freshness_job_tells_the_source_s_delay_from_the_store_s(tmp_path):
 
 def test_latest_published_month_is_read_from_the_analytics_file(tmp_path):
     path = tmp_path / "analytics.duckdb"
-    assert latest_published_month(path) is None
+    assert latest_published_month(DuckDBFile(database=str(path))) is None
     with duckdb.connect(str(path)) as con:
         con.execute("create schema features")
         con.execute(
             "create table features.client_features as select * from (values (date '2024-01-01'), (date '2024-02-01')) t(feature_month)"
         )
-    assert latest_published_month(path) == date(2024, 2, 1)
+    assert latest_published_month(DuckDBFile(database=str(path))) == date(2024, 2, 1)
 
 
 def test_freshness_check_has_its_own_daily_schedule(defs):

@@ -14,6 +14,7 @@ import duckdb
 import pandas as pd
 import pytest
 
+from feature_store_assets.core.resources import DuckDBFile
 from feature_store_assets.core.settings import SAMPLE_ZIP_INCOME
 from feature_store_assets.defs.reference.assets import export_for_spark
 from feature_store_assets.generator import generate_landing_zone
@@ -70,7 +71,7 @@ def test_materialize_and_publish_under_a_folder_with_quotes_spaces_and_accents(o
 
     # The Spark target's copy of the reference table (written by DuckDB; no Spark needed) takes such a path too.
     spark_dir = settings.warehouse.parent / "spark l'été"
-    folder = export_for_spark(settings.warehouse, "client_zip_income", spark_dir)
+    folder = export_for_spark(DuckDBFile(database=str(settings.warehouse)), "client_zip_income", spark_dir)
     exported = pd.read_parquet(folder)
     with duckdb.connect(str(settings.warehouse), read_only=True) as con:
         assert len(exported) == con.execute("select count(*) from reference.client_zip_income").fetchone()[0] > 0

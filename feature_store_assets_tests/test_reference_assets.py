@@ -3,7 +3,7 @@
 import dagster as dg
 import duckdb
 
-from feature_store_assets.core.resources import FeatureStoreResource
+from feature_store_assets.core.resources import resources_from_settings
 from feature_store_assets.core.settings import Settings
 from feature_store_assets.defs.reference.assets import SCHEMA_CHECK, client_zip_income, zip_income
 
@@ -18,7 +18,7 @@ def materialize_reference(tmp_path, raw_dir, zip_csv):
     )
     result = dg.materialize(
         [zip_income, client_zip_income],
-        resources={"feature_store": FeatureStoreResource.from_settings(settings)},
+        resources=resources_from_settings(settings),
         raise_on_error=False,
     )
     return result, settings

@@ -1,17 +1,26 @@
-"""The Dagster resource carrying the data contract's settings to every asset.
+"""The Dagster resources: the data contract's settings, and the DuckDB files the assets and checks open.
 
-It also holds the warehouse's run lock (runs.py) for the whole run: the process executing the
+`FeatureStoreResource` carries every setting to every asset. It also holds the warehouse's run lock (runs.py) for the whole run: the process executing the
 run takes it when the run's resources are set up, before the first step, and lets it go when
 they are torn down, so a second run on the same warehouse is refused before it writes anything.
+
+`DuckDBFile` is dagster-duckdb's `DuckDBResource` (resource keys `warehouse` and `analytics`): the
+Python assets and checks open their connections through it, one per unit of work, closed before
+dbt runs (warehouse/connections.py). docs/architecture.md, Connections, lists what cannot use it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import MISSING, fields
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
+import duckdb
 import pydantic
+from dagster_duckdb import DuckDBResource
 from pydantic import PrivateAttr
 
 from feature_store_assets.core.settings import Settings, settings_fields
@@ -68,3 +77,49 @@ FeatureStoreResource = pydantic.create_model(
         for f in fields(Settings)
     },
 )
+
+
+class DuckDBFile(DuckDBResource):
+    """A DuckDB file of the store, opened by dagster-duckdb's DuckDBResource with the pipeline's session settings.
+
+    `connection_config` holds the memory limit, so it applies from the first statement. Three things
+    `get_connection` does not do are done here: read-only connections (it always opens read-write; a
+    DuckDB configuration of `access_mode = READ_ONLY` is what `read_only=True` sets), closing the
+    connection when the unit of work raises, and the session's TimeZone (UTC), which DuckDB 2 refuses
+    in a connection's configuration (ICU is not loaded yet) and accepts once connected.
+    """
+
+    @classmethod
+    def for_file(cls, path: Path, settings: Settings) -> DuckDBFile:
+        return cls(database=str(path), connection_config={"memory_limit": settings.duckdb_memory_limit})
+
+    @property
+    def path(self) -> Path:
+        return Path(self.database)
+
+    @contextmanager
+    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One connection for one unit of work (read-only where it only reads), closed when it ends."""
+        if read_only:
+            if not self.path.exists():  # DuckDBResource would retry for about 100 s before failing
+                raise FileNotFoundError(f"{self.path}: the DuckDB file does not exist (nothing has written it yet)")
+            config: dict[str, Any] = {**self.connection_config, "access_mode": "READ_ONLY"}
+            resource: DuckDBResource = DuckDBResource(database=self.database, connection_config=config)
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            resource = self
+        with resource.get_connection() as con:
+            try:
+                con.execute("set TimeZone = 'UTC'")  # as warehouse/connections.py's limit_memory
+                yield con
+            finally:
+                con.close()
+
+
+def resources_from_settings(settings: Settings) -> dict[str, dg.ConfigurableResource]:
+    """The resources of the Python assets and checks: every setting, the warehouse and the analytics file."""
+    return {
+        "feature_store": FeatureStoreResource.from_settings(settings),
+        "warehouse": DuckDBFile.for_file(settings.warehouse, settings),
+        "analytics": DuckDBFile.for_file(settings.analytics, settings),
+    }

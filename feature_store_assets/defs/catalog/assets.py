@@ -10,11 +10,11 @@ from datetime import datetime
 import dagster as dg
 
 from feature_store_assets.core.names import FEATURE_MODEL, FEATURES_TABLE
-from feature_store_assets.core.resources import WAREHOUSE_POOL, FeatureStoreResource
+from feature_store_assets.core.resources import WAREHOUSE_POOL, DuckDBFile
 from feature_store_assets.defs.dbt.project import load_manifest
 from feature_store_assets.serving.catalog import availability, feature_definitions, update_month_values, write_catalog
 from feature_store_assets.serving.published import CATALOG_TABLE
-from feature_store_assets.warehouse.connections import connect, table_exists
+from feature_store_assets.warehouse.connections import table_exists
 from feature_store_assets.warehouse.ledger import months_materialized_since
 
 
@@ -27,9 +27,9 @@ from feature_store_assets.warehouse.ledger import months_materialized_since
     description="One row per feature of client_features: description, data type, window, lineage, owner, tags "
     "and leakage risk from the dbt yml; first and last month available and the latest null rate from the data.",
 )
-def feature_catalog(feature_store: FeatureStoreResource) -> dg.MaterializeResult:
+def feature_catalog(warehouse: DuckDBFile) -> dg.MaterializeResult:
     definitions = feature_definitions(load_manifest())
-    with connect(feature_store.settings.warehouse) as con:
+    with warehouse.connect() as con:
         # availability from per-month counts, recounted for every month of client_features materialized since
         # the catalog was last built (from the ledger): this run's months, and any a run without the catalog built
         built_at = (

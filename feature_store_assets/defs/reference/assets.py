@@ -9,11 +9,11 @@ import dagster as dg
 import pandas as pd
 import pandera.errors
 
-from feature_store_assets.core.resources import WAREHOUSE_POOL, FeatureStoreResource
+from feature_store_assets.core.resources import WAREHOUSE_POOL, DuckDBFile, FeatureStoreResource
 from feature_store_assets.defs.landing_zone.validation import LandingZoneError, file_problems
 from feature_store_assets.defs.reference.schemas import client_zip_income_schema, zip_income_schema
 from feature_store_assets.defs.reference.zip_income import match_client_zips, read_irs_zip_income, zip_income_by_zip
-from feature_store_assets.warehouse.connections import connect, quote, sql_string
+from feature_store_assets.warehouse.connections import quote, sql_string
 
 CLIENT_ZIP_COLUMNS = {"client_id": "bigint", "zip_code": "varchar"}
 
@@ -59,20 +59,20 @@ def validated(schema, frame: pd.DataFrame, asset_key: list[str]):
     return coerced
 
 
-def export_for_spark(warehouse: Path, table: str, spark_dir: Path) -> Path:
+def export_for_spark(warehouse: DuckDBFile, table: str, spark_dir: Path) -> Path:
     """Write reference.<table> as Parquet to <spark_dir>/reference/<table>/ (replacing it), where dbt on Spark
     reads it (dbt_subproject/macros/read_landing_zone.sql, reference_table)."""
     target = spark_dir / "reference" / table
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
-    with connect(warehouse, read_only=True) as con:
+    with warehouse.connect(read_only=True) as con:
         con.execute(f"copy reference.{quote(table)} to {sql_string(str(target / 'part-0.parquet'))} (format parquet)")
     return target
 
 
-def write_table(warehouse, schema: str, table: str, frame: pd.DataFrame) -> None:
+def write_table(warehouse: DuckDBFile, schema: str, table: str, frame: pd.DataFrame) -> None:
     """Replace a warehouse table with a DataFrame, atomically."""
-    with connect(warehouse) as con:
+    with warehouse.connect() as con:
         con.execute(f"create schema if not exists {schema}")
         con.register("frame", frame)
         con.execute(f"create or replace table {schema}.{table} as select * from frame")
@@ -91,11 +91,11 @@ CLIENT_ZIP_INCOME = ["reference", "client_zip_income"]
     description="Average adjusted gross income per tax return for each ZIP code, from the IRS SOI ZIP code file "
     "(FEATURE_STORE_ZIP_INCOME), with its percent rank among all ZIPs of the file.",
 )
-def zip_income(feature_store: FeatureStoreResource):
+def zip_income(feature_store: FeatureStoreResource, warehouse: DuckDBFile):
     path = feature_store.settings.zip_income
     rows = read_irs_zip_income(path)
     by_zip = yield from validated(zip_income_schema, zip_income_by_zip(rows, path), ZIP_INCOME)
-    write_table(feature_store.settings.warehouse, "reference", "zip_income", by_zip)
+    write_table(warehouse, "reference", "zip_income", by_zip)
     yield dg.MaterializeResult(
         metadata={
             "source_file": str(path),
@@ -117,7 +117,7 @@ def zip_income(feature_store: FeatureStoreResource):
     description="Each client's ZIP code normalized (ZIP+4 cut, lost leading zeros restored), its match status "
     "against the ZIP income source and the ZIP's average AGI and percent rank.",
 )
-def client_zip_income(feature_store: FeatureStoreResource):
+def client_zip_income(feature_store: FeatureStoreResource, warehouse: DuckDBFile):
     settings = feature_store.settings
     clients_file = settings.raw_dir / "clients.parquet"
     problems = (
@@ -127,7 +127,7 @@ def client_zip_income(feature_store: FeatureStoreResource):
     )
     if problems:
         raise LandingZoneError("\n".join(problems))
-    with connect(settings.warehouse) as con:
+    with warehouse.connect(read_only=True) as con:
         clients = con.execute(
             "select distinct on (client_id) client_id, zip_code from read_parquet(?) "
             "where client_id is not null order by client_id",
@@ -135,9 +135,9 @@ def client_zip_income(feature_store: FeatureStoreResource):
         ).df()
         source = con.execute("select zip_code, avg_agi, avg_agi_pctl from reference.zip_income").df()
     matched = yield from validated(client_zip_income_schema, match_client_zips(clients, source), CLIENT_ZIP_INCOME)
-    write_table(settings.warehouse, "reference", "client_zip_income", matched)
+    write_table(warehouse, "reference", "client_zip_income", matched)
     if settings.on_spark:  # the Python assets keep their tables in DuckDB; dbt on Spark reads a Parquet copy
-        export_for_spark(settings.warehouse, "client_zip_income", settings.spark_dir)
+        export_for_spark(warehouse, "client_zip_income", settings.spark_dir)
     counts = matched["zip_income_match"].value_counts()
     yield dg.MaterializeResult(
         metadata={
