@@ -1,4 +1,4 @@
-"""The Dagster graph as a whole: a snapshot of its assets, groups, partitions, checks, job and schedule."""
+"""The Dagster graph as a whole: a snapshot of its assets, groups, partitions, checks, jobs, schedules and sensors."""
 
 from datetime import datetime
 
@@ -9,30 +9,7 @@ from feature_store_assets.core.settings import Settings
 from feature_store_assets.definitions import build_definitions
 from feature_store_assets.defs.checks.freshness import FRESHNESS_CHECK
 from feature_store_assets.defs.schedules.monthly import MONTHLY_JOB
-
-EXPECTED_ASSETS = {
-    "landing_zone": ["clients", "clinics", "transactions", "transactions_inclinic", "web_sessions"],
-    "reference": ["client_zip_income", "zip_income"],
-    "filter": [
-        "filtered/hd_orders",
-        "filtered/inclinic_transactions",
-        "filtered/integrated_clients",
-        "filtered/web_sessions",
-        "quality/rejected_rows",
-    ],
-    # the run's months only, rebuilt by every dbt build: apart from the monthly history (docs/architecture.md, Layers)
-    "staging": ["filtered/stg_inclinic_transactions", "filtered/stg_online_orders", "filtered/stg_web_sessions"],
-    "aggregation": [
-        "aggregation/category_pair_monthly_visits",
-        "aggregation/client_monthly_financials",
-        "aggregation/client_monthly_inclinic_mix",
-        "aggregation/client_monthly_web_engagement",
-        "aggregation/clinic_monthly_revenue",
-    ],
-    "features": ["features/client_features", "features/clinic_features", "features/feature_catalog"],
-    "marts": ["marts/client_cohorts", "marts/client_rfm", "marts/client_value", "marts/product_affinity"],
-    "publish": ["publish/analytics_database"],
-}
+from feature_store_assets_tests.support.snapshots import UPDATE_ENV, assert_matches_snapshot, definitions_snapshot
 
 
 @pytest.fixture(scope="module")
@@ -40,16 +17,37 @@ def defs():
     return build_definitions(Settings.from_env({"FEATURE_STORE_START_MONTH": "2023-01"}))
 
 
-def test_asset_graph_snapshot_groups_are_the_layers(defs):
-    graph = defs.resolve_asset_graph()
-    by_group: dict[str, list[str]] = {}
-    for key in graph.get_all_asset_keys():
-        group = graph.get(key).group_name
-        name = key.to_user_string()
-        by_group.setdefault(group, []).append(
-            name.removeprefix(f"{group}/") if group in ("landing_zone", "reference") else name
-        )
-    assert {g: sorted(v) for g, v in by_group.items()} == EXPECTED_ASSETS
+def test_definitions_match_their_snapshot(defs):
+    """Every asset (group, partitions, each dependency's partition mapping), check, job, schedule and sensor, against
+    snapshots/definitions.json. After a change to the graph: FEATURE_STORE_UPDATE_SNAPSHOTS=1 (docs/testing.md)."""
+    assert_matches_snapshot("definitions", definitions_snapshot(defs))
+
+
+def test_the_snapshot_names_the_layers_as_groups(defs):
+    snapshot = definitions_snapshot(defs)
+    groups = {asset["group"] for asset in snapshot["assets"].values()}
+    assert groups == {"landing_zone", "reference", "filter", "staging", "aggregation", "features", "marts", "publish"}
+    assert snapshot["assets"]["features/client_features"]["deps"]["aggregation/client_monthly_financials"] == (
+        "TimeWindowPartitionMapping(start_offset=-11, end_offset=0, allow_nonexistent_upstream_partitions=True)"
+    )
+    assert snapshot["checks"][f"publish/analytics_database:{FRESHNESS_CHECK}"] == {"blocking": False}
+    assert snapshot["schedules"]["monthly_feature_schedule"]["job"] == MONTHLY_JOB
+
+
+def test_a_changed_graph_fails_with_a_diff_naming_what_changed(tmp_path, monkeypatch):
+    monkeypatch.delenv(UPDATE_ENV, raising=False)
+    (tmp_path / "graph.json").write_text('{\n  "assets": {\n    "a": "monthly"\n  }\n}\n')
+    with pytest.raises(AssertionError) as failure:
+        assert_matches_snapshot("graph", {"assets": {"a": "unpartitioned"}}, folder=tmp_path)
+    message = str(failure.value)
+    assert f"{tmp_path / 'graph.json'} differs" in message and UPDATE_ENV in message
+    assert '-    "a": "monthly"' in message and '+    "a": "unpartitioned"' in message
+    monkeypatch.setenv(UPDATE_ENV, "1")
+    assert_matches_snapshot("graph", {"assets": {"a": "unpartitioned"}}, folder=tmp_path)
+    assert "unpartitioned" in (tmp_path / "graph.json").read_text()
+    with pytest.raises(AssertionError, match="no snapshot yet"):
+        monkeypatch.delenv(UPDATE_ENV)
+        assert_matches_snapshot("missing", {}, folder=tmp_path)
 
 
 def test_monthly_assets_share_partitions_from_the_start_month(defs):
