@@ -1,4 +1,4 @@
-"""`feature-store features list|show`, `feature-store training` and `feature-store serve`."""
+"""`feature-store features list|show`, `feature-store training`, `feature-store feast-repo` and `feature-store serve`."""
 
 from __future__ import annotations
 
@@ -59,12 +59,14 @@ def read_entities(path: Path):
 
 
 def cmd_training(args: argparse.Namespace, settings: Settings) -> int:
-    from feature_store_assets.serving.training import get_training_features
+    from feature_store_assets.serving.training import VERSION_ATTR, get_training_features
 
     began = time.perf_counter()
     entities = read_entities(Path(args.entities))
     features = [name.strip() for name in args.features.split(",")] if args.features else None
-    rows = get_training_features(entities, features, args.max_age_months, analytics=settings.analytics)
+    rows = get_training_features(
+        entities, features, args.max_age_months, analytics=settings.analytics, version=args.version
+    )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     rows.to_parquet(out, index=False)
@@ -72,6 +74,21 @@ def cmd_training(args: argparse.Namespace, settings: Settings) -> int:
     print(
         f"{len(rows):,} rows ({matched:,} with a snapshot, {len(rows) - matched:,} without) "
         f"written to {out} in {time.perf_counter() - began:.1f}s"
+        + ("" if rows.attrs[VERSION_ATTR] is None else f", from store version {rows.attrs[VERSION_ATTR]}")
+    )
+    return 0
+
+
+def cmd_feast_repo(args: argparse.Namespace, settings: Settings) -> int:
+    from feature_store_assets.serving.feast_repo import write_feast_repo
+
+    directory = Path(args.directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    repo = write_feast_repo(directory, settings.analytics, args.version)
+    pinned = "" if repo.version is None else f" of store version {repo.version}"
+    print(
+        f"Feast repository written to {directory}: entity client, feature view client_features "
+        f"({repo.features} features, {repo.rows:,} snapshot rows{pinned}). Next: cd {directory} && feast apply"
     )
     return 0
 
@@ -87,6 +104,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     )
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
     return 0
+
+
+def add_version_option(parser: argparse.ArgumentParser, help: str) -> None:
+    parser.add_argument("--version", type=int, metavar="N", help=help)
 
 
 def add_serving_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -111,7 +132,13 @@ def add_serving_commands(subparsers: argparse._SubParsersAction) -> None:
     training.add_argument("--out", required=True, metavar="FILE.parquet")
     training.add_argument("--features", metavar="A,B,...", help="comma-separated feature names (default: all)")
     training.add_argument("--max-age-months", type=int, metavar="N", help="drop snapshots older than N months")
+    add_version_option(training, "the store version to read (`feature-store versions`; default: the current one)")
     training.set_defaults(run=cmd_training)
+
+    feast = subparsers.add_parser("feast-repo", help="write a Feast feature repository over the published features")
+    feast.add_argument("directory", metavar="DIR")
+    add_version_option(feast, "the store version its snapshot holds (default: the current one)")
+    feast.set_defaults(run=cmd_feast_repo)
 
     serve = subparsers.add_parser("serve", help="the HTTP API (discovery, inference, training, health)")
     serve.add_argument("--host", default="127.0.0.1")

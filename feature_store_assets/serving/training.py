@@ -8,9 +8,11 @@ future of t. An event at exactly E sees M; one microsecond earlier sees M-1.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -26,7 +28,10 @@ from feature_store_assets.serving.published import (
 from feature_store_assets.warehouse.connections import quote
 
 EVENT_TIMESTAMP = "event_timestamp"
+VERSION_ATTR = "feature_store_version"  # df.attrs key: the store version a training set was read from
 _ROW = "__row"
+# E of a snapshot: when it becomes usable, the first day of the month after its feature month.
+AVAILABLE_AT_SQL = f"({SNAPSHOT_COLUMN} + interval 1 month)::timestamp"
 
 
 def entity_rows(entity_df: pd.DataFrame) -> pa.Table:
@@ -72,7 +77,7 @@ def snapshot_match_sql(max_age_months: int | None) -> str:
     return f"""
         select e.{_ROW}, e.{ENTITY}, case when s.available_at is not null{fresh} then s.{SNAPSHOT_COLUMN} end as {SNAPSHOT_COLUMN}
         from entity_rows e asof left join (
-            select {ENTITY}, {SNAPSHOT_COLUMN}, ({SNAPSHOT_COLUMN} + interval 1 month)::timestamp as available_at
+            select {ENTITY}, {SNAPSHOT_COLUMN}, {AVAILABLE_AT_SQL} as available_at
             from {FEATURES_TABLE}
         ) s on e.{ENTITY} = s.{ENTITY} and e.{EVENT_TIMESTAMP} >= s.available_at
     """
@@ -101,19 +106,68 @@ _NULLABLE_INTEGERS = {
 }
 
 
+def store_dir_of(analytics: Path) -> Path:
+    """The published store the analytics file shows: FEATURE_STORE_PUBLISHED_DIR for the configured analytics
+    file, the default `published/` beside any other."""
+    from dataclasses import replace
+
+    from feature_store_assets.core.settings import Settings
+
+    settings = Settings.from_env()
+    if Path(analytics).resolve() == settings.analytics.resolve():
+        return settings.published_dir
+    return replace(settings, analytics=Path(analytics), published_dir=None).published_dir
+
+
+@contextmanager
+def open_features(
+    analytics: Path, version: int | None = None
+) -> Iterator[tuple[duckdb.DuckDBPyConnection, int | None]]:
+    """A read-only connection whose published tables are those of a store version (default: the current one),
+    and that version's number.
+
+    Reads the version's exact Parquet files (the record names them), so a publish or restore meanwhile
+    changes nothing; a store without versions (a file published before the store existed) is read as is.
+    """
+    from feature_store_assets.store.analytics_file import view_sql
+    from feature_store_assets.store.versions import StoreError, current_version, read_version
+
+    store_dir = store_dir_of(analytics)
+    try:
+        record = current_version(store_dir) if version is None else read_version(store_dir, version)
+    except StoreError as error:
+        raise ServingError(str(error)) from None
+    if record is None:
+        with open_analytics(analytics) as con:
+            yield con, None
+        return
+    con = duckdb.connect(":memory:")
+    try:
+        for schema in sorted({entry.schema for entry in record.tables.values()}):
+            con.execute(f"create schema {quote(schema)}")
+        for entry in record.tables.values():
+            con.execute(f"create view {quote(entry.schema)}.{quote(entry.table)} as {view_sql(store_dir, entry)}")
+        yield con, record.version
+    finally:
+        con.close()
+
+
 def get_training_features(
     entity_df: pd.DataFrame,
     features: Sequence[str] | None = None,
     max_age_months: int | None = None,
     *,
     analytics: Path | None = None,
+    version: int | None = None,
 ) -> pd.DataFrame:
     """entity_df with `feature_month` and the features added, one row per input row, in input order.
 
     entity_df needs `client_id` and a naive `event_timestamp`; its other columns (labels) are kept.
     features: names from the catalog (default: all). max_age_months: drop snapshots older than that
     many months (0 = only the freshest possible); dropped and missing snapshots give NULLs and a NULL
-    feature_month. Reads the published analytics file (default: FEATURE_STORE_ANALYTICS).
+    feature_month. Reads store version `version` (default: the current one) of the published store
+    beside the analytics file (default: FEATURE_STORE_ANALYTICS); the result's
+    `attrs["feature_store_version"]` names the version, so the same set can be rebuilt after later publishes.
     """
     if analytics is None:
         from feature_store_assets.core.settings import Settings
@@ -122,7 +176,7 @@ def get_training_features(
     if max_age_months is not None and (not isinstance(max_age_months, int | np.integer) or max_age_months < 0):
         raise ServingError(f"max_age_months must be a whole number of months >= 0, got {max_age_months!r}")
     rows = entity_rows(entity_df)
-    with open_analytics(analytics) as con:
+    with open_features(analytics, version) as (con, pinned):
         names = catalog_from_connection(con, analytics).resolve(features)
         clashes = [c for c in (SNAPSHOT_COLUMN, *names) if c in entity_df.columns]
         if clashes:
@@ -141,4 +195,6 @@ def get_training_features(
     )
     del found
     looked_up.index = entity_df.index
-    return pd.concat([entity_df, looked_up], axis=1)
+    training = pd.concat([entity_df, looked_up], axis=1)
+    training.attrs[VERSION_ATTR] = pinned
+    return training
