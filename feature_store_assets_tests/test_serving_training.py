@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 
 from feature_store_assets.serving.catalog import load_catalog
 from feature_store_assets.serving.published import ServingError, UnknownFeatures
 from feature_store_assets.serving.training import get_training_features
-from feature_store_assets_tests.support.serving import analytics_query, published_store
+from feature_store_assets_tests.support.serving import analytics_query, materialize, published_store
 
 # one worker per module: its module-scoped materialization runs once
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("serving_training")]
@@ -176,3 +180,31 @@ def test_cli_writes_a_training_set(store, steady_client, tmp_path, monkeypatch, 
     assert rows["feature_month"].tolist() == [FEB, JAN] and rows["churned"].tolist() == [1, 0]
     assert "2 rows (2 with a snapshot, 0 without)" in capsys.readouterr().out
     assert main(["training", "--entities", str(entities), "--out", str(out), "--features", "nope"]) == 1
+
+
+def test_a_pinned_training_set_is_rebuilt_as_it_was_after_a_month_is_republished(tmp_path, small_landing_zone):
+    raw_dir = tmp_path / "raw"
+    shutil.copytree(small_landing_zone, raw_dir)
+    store = published_store(tmp_path / "store", raw_dir, "2023-01", "2023-02")
+    clients = analytics_query(store.settings, "select distinct client_id from features.client_features")["client_id"]
+    entities = {"client_id": clients.tolist(), "event_timestamp": [E_FEB] * len(clients)}
+    built = training(store, entities)
+    version = built.attrs["feature_store_version"]
+    assert isinstance(version, int) and built["feature_month"].eq(FEB).all()
+
+    # February's in-clinic revenue doubles in the landing zone, and February is materialized and published again
+    for part in (raw_dir / "transactions_inclinic" / "month=2023-02").glob("*.parquet"):
+        table = pq.read_table(part)
+        revenue = table.schema.field("revenue").type
+        doubled = pc.multiply(table["revenue"], pa.scalar(2, revenue)).cast(revenue)
+        pq.write_table(table.set_column(table.schema.get_field_index("revenue"), "revenue", doubled), part)
+    materialize(store, "2023-02", "2023-02")
+
+    pinned = training(store, entities, version=version)
+    pd.testing.assert_frame_equal(pinned, built)
+    assert pinned.attrs["feature_store_version"] == version
+    current = training(store, entities)
+    assert current.attrs["feature_store_version"] > version
+    assert current["inclinic_revenue_1m"].sum() == pytest.approx(2 * built["inclinic_revenue_1m"].sum())
+    with pytest.raises(ServingError, match="no version 999"):
+        training(store, entities, version=999)

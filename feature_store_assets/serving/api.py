@@ -32,7 +32,7 @@ from feature_store_assets.serving.published import (
     ServingError,
     UnknownFeatures,
 )
-from feature_store_assets.serving.training import EVENT_TIMESTAMP, get_training_features
+from feature_store_assets.serving.training import EVENT_TIMESTAMP, VERSION_ATTR, get_training_features
 
 PREFIX = "/api/v1/features"
 MAX_INFERENCE_IDS = 10_000
@@ -82,6 +82,7 @@ class TrainingRequest(Strict):
     rows: list[TrainingRow] = Field(min_length=1, max_length=MAX_TRAINING_ROWS)
     features: list[str] | None = Field(None, min_length=1, description="feature names; all when omitted")
     max_age_months: int | None = Field(None, ge=0, description="drop snapshots older than this (0 = freshest only)")
+    version: int | None = Field(None, ge=1, description="the store version to read; the current one when omitted")
 
 
 class TrainingFeatures(BaseModel):
@@ -94,6 +95,7 @@ class TrainingFeatures(BaseModel):
 
 
 class TrainingResponse(BaseModel):
+    feature_store_version: int | None = Field(description="the store version the rows were read from (pin it)")
     rows: list[TrainingFeatures]
 
 
@@ -167,14 +169,17 @@ def _column_values(column: pd.Series) -> list[Any]:
     return column.astype(object).where(column.notna(), None).tolist()
 
 
-def training_rows(request: TrainingRequest, analytics: Path) -> list[dict[str, Any]]:
+def training_rows(request: TrainingRequest, analytics: Path) -> tuple[int | None, list[dict[str, Any]]]:
+    """The store version read and one answer per requested row, in request order."""
     entities = pd.DataFrame(
         {
             ENTITY: pd.array([row.client_id for row in request.rows], dtype="int64"),
             EVENT_TIMESTAMP: pd.to_datetime([row.event_timestamp for row in request.rows]),
         }
     )
-    found = get_training_features(entities, request.features, request.max_age_months, analytics=analytics)
+    found = get_training_features(
+        entities, request.features, request.max_age_months, analytics=analytics, version=request.version
+    )
     names = [c for c in found.columns if c not in (ENTITY, EVENT_TIMESTAMP, SNAPSHOT_COLUMN)]
     months = _column_values(found[SNAPSHOT_COLUMN])
     values = [_column_values(found[name]) for name in names]
@@ -189,7 +194,7 @@ def training_rows(request: TrainingRequest, analytics: Path) -> list[dict[str, A
         else:
             features = {name: column[i] for name, column in zip(names, values)}
             rows.append({**base, "success": True, SNAPSHOT_COLUMN: months[i], "features": features})
-    return rows
+    return found.attrs[VERSION_ATTR], rows
 
 
 def health_report(store: OnlineStore, raw_dir: Path, now: datetime) -> tuple[int, dict[str, Any]]:
@@ -252,8 +257,8 @@ def build_router(store: OnlineStore, raw_dir: Path) -> APIRouter:
     @router.post("/training", response_model=TrainingResponse, summary="Point-in-time features for labelled rows")
     async def training(request: TrainingRequest):
         # DuckDB work can take a while: off the event loop, so lookups keep flowing.
-        rows = await asyncio.to_thread(training_rows, request, store.analytics)
-        return ServingJSONResponse({"rows": rows})
+        version, rows = await asyncio.to_thread(training_rows, request, store.analytics)
+        return ServingJSONResponse({"feature_store_version": version, "rows": rows})
 
     @router.get("/health", response_model=Health, summary="The latest month served, its age and whether it is on time")
     async def health():
