@@ -51,10 +51,20 @@
         sum(financials.inclinic_visits) as inclinic_visits,
         sum(financials.hd_orders) as hd_orders
     from {{ ref('client_monthly_financials') }} as financials
-    inner join feature_months
-        on financials.activity_month >= {{ add_months('feature_months.feature_month', 1 - lookback) }}
-        and financials.activity_month <= feature_months.feature_month
-    where financials.activity_month >= {{ date_literal(window_history_start(lookback)) }}
-        and financials.activity_month < {{ date_literal(var('max_date')) }}
+    {{ join_lookback_window('financials', lookback) }}
+    where {{ in_run_windows('financials', lookback) }}
     group by feature_months.feature_month, financials.client_id
+{%- endmacro %}
+
+{# Each month of `relation_alias` (its activity_month) joined to every month of the `feature_months` CTE whose lookback window holds it. #}
+{% macro join_lookback_window(relation_alias, lookback) -%}
+    inner join feature_months
+        on {{ relation_alias }}.activity_month >= {{ add_months('feature_months.feature_month', 1 - lookback) }}
+        and {{ relation_alias }}.activity_month <= feature_months.feature_month
+{%- endmacro %}
+
+{# Only the months the run's windows read: from window_history_start to the run's last month. #}
+{% macro in_run_windows(relation_alias, lookback) -%}
+    {{ relation_alias }}.activity_month >= {{ date_literal(window_history_start(lookback)) }}
+        and {{ relation_alias }}.activity_month < {{ date_literal(var('max_date')) }}
 {%- endmacro %}

@@ -13,20 +13,15 @@ window_matrix as (
         matrix.paired_category,
         sum(matrix.visits) as visits
     from {{ ref('category_pair_monthly_visits') }} as matrix
-    inner join feature_months
-        on matrix.activity_month >= {{ add_months('feature_months.feature_month', 1 - lookback) }}
-        and matrix.activity_month <= feature_months.feature_month
-    where matrix.activity_month >= {{ date_literal(window_history_start(lookback)) }}
-        and matrix.activity_month < {{ date_literal(var('max_date')) }}
+    {{ join_lookback_window('matrix', lookback) }}
+    where {{ in_run_windows('matrix', lookback) }}
     group by feature_months.feature_month, matrix.product_category, matrix.paired_category
 ),
 
 window_visits as (
     select feature_months.feature_month, sum(months.month_visits) as visits
     from (select distinct activity_month, month_visits from {{ ref('category_pair_monthly_visits') }}) as months
-    inner join feature_months
-        on months.activity_month >= {{ add_months('feature_months.feature_month', 1 - lookback) }}
-        and months.activity_month <= feature_months.feature_month
+    {{ join_lookback_window('months', lookback) }}
     group by feature_months.feature_month
 ),
 
