@@ -171,7 +171,7 @@ def test_guards_against_pipeline_bugs_catch_a_tampered_snapshot(two_good_months,
 
     def judged(con):
         judgement = Judgement("enforce")
-        point_in_time_results(con, models, [february], judgement)
+        point_in_time_results(con, models.values(), [february], judgement)
         eligibility_result(con, models["client_features"], [february], judgement)
         return judgement
 

@@ -87,16 +87,17 @@ def rows_per_month(path: Path, relation: str, month_column: str, months: Iterabl
     return {month: int(found.get(month, 0)) for month in months}
 
 
-def rejected_rows_by_table(path: Path, months: Iterable[date]) -> dict[str, int]:
-    """Rejected rows of the months, per landing-zone table (none before dbt created the table)."""
+def rejected_rows_by_table(path: Path, relation: str, months: Iterable[date]) -> dict[str, int]:
+    """Rejected rows of the months in `relation` (the rejected-rows model), per landing-zone table (none before dbt
+    created the table)."""
     if not path.exists():
         return {}
     with connect(path, read_only=True) as con:
-        if not table_exists(con, "quality.rejected_rows"):
+        if not table_exists(con, relation):
             return {}
         return dict(
             con.execute(
-                "select table_name, count(*) from quality.rejected_rows where list_contains(?, event_month) group by 1",
+                f"select table_name, count(*) from {relation} where list_contains(?, event_month) group by 1",
                 [list(months)],
             ).fetchall()
         )

@@ -18,24 +18,21 @@ import dagster as dg
 import duckdb
 
 from feature_store_assets.core.months import add_months, describe_months, format_month, month_range, parse_month
-from feature_store_assets.core.names import FEATURE_MODEL, LEDGER
+from feature_store_assets.core.names import LEDGER
 from feature_store_assets.core.resources import WAREHOUSE_POOL, FeatureStoreResource
 from feature_store_assets.defs.checks import rules
 from feature_store_assets.defs.checks.acceptance import blocked_with_windows
-from feature_store_assets.defs.dbt.project import WINDOWED_LAYERS, load_manifest, monthly_models_by_name
+from feature_store_assets.defs.dbt.project import (
+    WINDOWED_LAYERS,
+    load_manifest,
+    monthly_models_by_name,
+    quality_meta,
+    relation_of,
+)
 from feature_store_assets.defs.landing_zone.validation import EVENT_TABLES, landed_rows
 from feature_store_assets.warehouse.connections import connect, quote, table_exists
 from feature_store_assets.warehouse.ledger import ACCEPTED, BUILT, FAILED, month_states, record_verdicts
 
-REJECTED_MODEL = "rejected_rows"
-FILTER_EVENT_TIMESTAMPS = {
-    "inclinic_transactions": "transaction_ts",
-    "hd_orders": "transaction_ts",
-    "web_sessions": "session_start_ts",
-}
-# Features compared month over month for drift: every numeric feature column but keys, and
-# clinic_revenue_12m, a clinic-level value repeated on each client (a few dozen distinct values: no quantile bins).
-DRIFT_EXCLUDED = {"client_id", "feature_month", "clinic_id", "zip_code", "zip_income_match", "clinic_revenue_12m"}
 # Rows of a month the drift check compares: at this size, PSI's sampling noise over its quantile bins is about
 # 1e-4, far below the 0.25 WARN level; the check holds two months of samples at a time (about 100 MB), not every
 # month of a backfill (1M rows x 13 months x 25 features was 2.6 GB, the backfill's peak memory).
@@ -55,6 +52,28 @@ class ModelQuality:
     quality: Mapping[str, Any]
     max_null_rates: Mapping[str, float] = field(default_factory=dict)
     null_conditions: Mapping[str, str] = field(default_factory=dict)
+    # `meta.quality.eligible_clients` names the model of eligible clients; here its relation
+    eligible_clients: str | None = None
+
+    @property
+    def event_timestamp(self) -> str | None:
+        """A filter model's event timestamp (`meta.quality.event_timestamp`): point_in_time checks its month."""
+        return self.quality.get("event_timestamp")
+
+    @property
+    def sees_future_when(self) -> str | None:
+        """A condition true of a row that saw events at or after E (`meta.quality.sees_future_when`): point_in_time."""
+        return self.quality.get("sees_future_when")
+
+    @property
+    def holds_rejected_rows(self) -> bool:
+        """The rejected-rows model (`meta.quality.holds_rejected_rows`): rejected_row_rate."""
+        return bool(self.quality.get("holds_rejected_rows"))
+
+    @property
+    def feature_drift(self) -> bool:
+        """`meta.quality.feature_drift`: feature_drift compares its numeric columns month over month."""
+        return bool(self.quality.get("feature_drift"))
 
 
 def models_from_manifest(manifest: Mapping[str, Any]) -> list[ModelQuality]:
@@ -65,7 +84,12 @@ def models_from_manifest(manifest: Mapping[str, Any]) -> list[ModelQuality]:
         if node["resource_type"] == "test" and node.get("attached_node"):
             tests_by_model.setdefault(node["attached_node"], []).append(node)
     models = []
+    nodes_by_name = {n["name"]: n for n in manifest["nodes"].values() if n["resource_type"] == "model"}
     for name, node in sorted(monthly_models_by_name(manifest).items()):
+        quality = quality_meta(node)
+        eligible = quality.get("eligible_clients")
+        if eligible is not None and eligible not in nodes_by_name:
+            raise ValueError(f"{name}: meta.quality.eligible_clients names {eligible!r}, which is not a dbt model")
         max_null_rates = {
             column: column_node["meta"]["quality"]["max_null_rate"]
             for column, column_node in node["columns"].items()
@@ -86,9 +110,10 @@ def models_from_manifest(manifest: Mapping[str, Any]) -> list[ModelQuality]:
                 relation=f"{node['schema']}.{name}",
                 month_column=node["config"]["unique_key"],
                 layer=node["fqn"][1],
-                quality=node.get("meta", {}).get("quality", {}),
+                quality=quality,
                 max_null_rates=max_null_rates,
                 null_conditions=null_conditions,
+                eligible_clients=relation_of(nodes_by_name[eligible]) if eligible else None,
             )
         )
     return models
@@ -303,29 +328,30 @@ def rejected_rate_result(
 
 
 def point_in_time_results(
-    con: duckdb.DuckDBPyConnection, models: Mapping[str, ModelQuality], months: list[date], judgement: Judgement
+    con: duckdb.DuckDBPyConnection, models: Iterable[ModelQuality], months: list[date], judgement: Judgement
 ) -> None:
-    """No event at or after E feeds month M: filter rows sit inside their month; feature recency and tenure are not negative."""
-    for name, ts_column in FILTER_EVENT_TIMESTAMPS.items():
-        if name not in models:
-            continue
-        model = models[name]
+    """No event at or after E feeds month M: filter rows sit inside their month (`event_timestamp`); no feature row
+    meets its `sees_future_when` condition (client_features: negative recency or tenure)."""
+    models = list(models)
+    for model in (m for m in models if m.event_timestamp):
+        ts_column, month_column = quote(model.event_timestamp), quote(model.month_column)
         verdicts = {}
         for month in months:
-            outside = con.execute(
-                f"select count(*) from {model.relation} where event_month = ? and ({ts_column} < ? or {ts_column} >= ?)",
+            (outside,) = con.execute(
+                f"select count(*) from {model.relation} where {month_column} = ? "
+                f"and ({ts_column} < ? or {ts_column} >= ?)",
                 [month, month, add_months(month, 1)],
-            ).fetchone()[0]
+            ).fetchone()
             verdicts[month] = rules.Verdict(
                 outside == 0, f"{outside} rows outside their month", {"rows_outside_month": outside}
             )
         judgement.add(model, "point_in_time", verdicts)
-    if FEATURE_MODEL in models:
-        model = models[FEATURE_MODEL]
+    for model in (m for m in models if m.sees_future_when):
         verdicts = {}
         for month in months:
             (future,) = con.execute(
-                f"select count(*) from {model.relation} where feature_month = ? and (days_since_last_purchase < 0 or tenure_days < 1)",
+                f"select count(*) from {model.relation} where {quote(model.month_column)} = ? "
+                f"and ({model.sees_future_when})",
                 [month],
             ).fetchone()
             verdicts[month] = rules.Verdict(
@@ -343,8 +369,8 @@ def eligibility_result(
         offenders = [
             row[0]
             for row in con.execute(
-                f"select f.client_id from {model.relation} f left join filtered.integrated_clients c using (client_id) "
-                "where f.feature_month = ? and (c.client_id is null or c.created_at >= ? or c.clinic_id != f.clinic_id) "
+                f"select f.client_id from {model.relation} f left join {model.eligible_clients} c using (client_id) "
+                f"where f.{quote(model.month_column)} = ? and (c.client_id is null or c.created_at >= ? or c.clinic_id != f.clinic_id) "
                 "order by 1 limit 1000",
                 [month, add_months(month, 1)],
             ).fetchall()
@@ -358,12 +384,14 @@ def eligibility_result(
 
 
 def drift_result(con: duckdb.DuckDBPyConnection, model: ModelQuality, months: list[date], judgement: Judgement) -> None:
-    """Population stability index of each numeric feature, month M against M-1; a WARN unless the yml makes it blocking."""
+    """Population stability index of each numeric feature, month M against M-1; a WARN unless the yml makes it blocking.
+    Not compared: the month key and `meta.quality.drift_excluded_columns` (keys, and values with few distinct values)."""
     threshold = model.quality.get("psi_warn", rules.DEFAULT_PSI_WARN)
+    excluded = {model.month_column, *model.quality.get("drift_excluded_columns", [])}
     features = [
         name
         for name, dtype in con.execute(f"select column_name, column_type from (describe {model.relation})").fetchall()
-        if name not in DRIFT_EXCLUDED and dtype in ("DOUBLE", "INTEGER", "BIGINT")
+        if name not in excluded and dtype in ("DOUBLE", "INTEGER", "BIGINT")
     ]
     columns = ", ".join(features)
     samples: dict[date, dict] = {}
@@ -375,7 +403,9 @@ def drift_result(con: duckdb.DuckDBPyConnection, model: ModelQuality, months: li
         taken over the whole table before the month filter: its cost grew with history.
         """
         if month not in samples:
-            (rows,) = con.execute(f"select count(*) from {model.relation} where feature_month = ?", [month]).fetchone()
+            (rows,) = con.execute(
+                f"select count(*) from {model.relation} where {quote(model.month_column)} = ?", [month]
+            ).fetchone()
             clause = (
                 ""
                 if rows <= DRIFT_SAMPLE_ROWS
@@ -383,7 +413,8 @@ def drift_result(con: duckdb.DuckDBPyConnection, model: ModelQuality, months: li
             )
             # the sample applies to the month's rows (a subquery): after FROM, it would apply before WHERE, to every month
             samples[month] = con.execute(
-                f"select * from (select {columns} from {model.relation} where feature_month = ?){clause}", [month]
+                f"select * from (select {columns} from {model.relation} where {quote(model.month_column)} = ?){clause}",
+                [month],
             ).fetchnumpy()
         return samples[month]
 
@@ -457,7 +488,7 @@ def check_specs(models: list[ModelQuality]) -> list[dg.AssetCheckSpec]:
                 description="ERROR when a column's null rate breaks its threshold from the dbt .yml.",
             )
         )
-        if model.name in FILTER_EVENT_TIMESTAMPS or model.name == FEATURE_MODEL:
+        if model.event_timestamp or model.sees_future_when:
             specs.append(
                 dg.AssetCheckSpec(
                     "point_in_time",
@@ -465,7 +496,7 @@ def check_specs(models: list[ModelQuality]) -> list[dg.AssetCheckSpec]:
                     description="ERROR when an event at or after E (the first day of M+1) contributes to month M.",
                 )
             )
-        if model.name == REJECTED_MODEL:
+        if model.holds_rejected_rows:
             specs.append(
                 dg.AssetCheckSpec(
                     "rejected_row_rate",
@@ -473,7 +504,7 @@ def check_specs(models: list[ModelQuality]) -> list[dg.AssetCheckSpec]:
                     description="Rejected rows per landed rows, by table and reason: WARN above 1%, ERROR above 10%.",
                 )
             )
-        if model.name == FEATURE_MODEL:
+        if model.eligible_clients:
             specs.append(
                 dg.AssetCheckSpec(
                     "eligible_clients_only",
@@ -481,6 +512,7 @@ def check_specs(models: list[ModelQuality]) -> list[dg.AssetCheckSpec]:
                     description="ERROR unless every featured client exists, belongs to a complete clinic and was created before E.",
                 )
             )
+        if model.feature_drift:
             specs.append(
                 dg.AssetCheckSpec(
                     "feature_drift",
@@ -538,12 +570,13 @@ def build_quality_checks() -> dg.AssetChecksDefinition:
             row_count_results(con, present, run_months, judgement, not_built)
             if months:
                 null_rate_results(con, present, months, judgement)
-                point_in_time_results(con, present_by_name, months, judgement)
-                if REJECTED_MODEL in present_by_name:
-                    rejected_rate_result(con, present_by_name[REJECTED_MODEL], months, settings.raw_dir, judgement)
-                if FEATURE_MODEL in present_by_name:
-                    eligibility_result(con, present_by_name[FEATURE_MODEL], months, judgement)
-                    drift_result(con, present_by_name[FEATURE_MODEL], months, judgement)
+                point_in_time_results(con, present, months, judgement)
+                for model in (m for m in present if m.holds_rejected_rows):
+                    rejected_rate_result(con, model, months, settings.raw_dir, judgement)
+                for model in (m for m in present if m.eligible_clients):
+                    eligibility_result(con, model, months, judgement)
+                for model in (m for m in present if m.feature_drift):
+                    drift_result(con, model, months, judgement)
         missing = {key for key, _ in selected} - {m.key for m in present}
         blocked = {m: "; ".join(reasons) for m, reasons in judgement.blocking.items() if m in months}
         if present_by_name.keys() & windowed:  # a later month's features read a blocked month's rows

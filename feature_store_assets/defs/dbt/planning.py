@@ -13,8 +13,10 @@ import dagster as dg
 
 from feature_store_assets.core.months import describe_months, format_month, month_folder
 from feature_store_assets.defs.dbt.project import (
-    FILTER_SOURCES,
     STAGING_MONTH_COLUMN,
+    filter_landing_tables,
+    quality_meta,
+    rejected_rows_model,
     relation_of,
     staging_models_by_name,
 )
@@ -42,12 +44,15 @@ def materialization_row_metadata(
     """Rows in, rows out (`dagster/row_count` too) and rows rejected of each built model, per built month,
     and the run's rows by month; staging tables get each month they hold (the last dbt build's) counted.
 
-    Rows in: landed rows of its landing-zone table for filter models (landed_by_month: table -> month -> rows),
-    else its monthly parents' rows.
+    Rows in: landed rows of its landing-zone tables for filter models (filter_landing_tables, from lineage;
+    landed_by_month: table -> month -> rows), else its monthly parents' rows; rows rejected: the rejected-rows
+    model's rows of those tables (the filter models but the rejected-rows model itself).
     """
+    landing = filter_landing_tables(manifest)
+    rejected_model = rejected_rows_model(manifest)
     rejected = (
-        {month: rejected_rows_by_table(settings.warehouse, [month]) for month in months}
-        if "rejected_rows" in built
+        {month: rejected_rows_by_table(settings.warehouse, relation_of(rejected_model), [month]) for month in months}
+        if rejected_model is not None and rejected_model["name"] in built
         else {}
     )
     metadata = {}
@@ -58,16 +63,14 @@ def materialization_row_metadata(
         ]
         per_month = {}
         for month in months:
-            if name in FILTER_SOURCES:
-                rows_in = landed_by_month[FILTER_SOURCES[name]][month]
-            elif name == "rejected_rows":
-                rows_in = sum(landed_by_month[table][month] for table in FILTER_SOURCES.values())
+            if name in landing:
+                rows_in = sum(landed_by_month[table][month] for table in landing[name])
             else:
                 rows_in = sum(built.get(parent, {}).get(month, 0) for parent in parents)
             rows_out = by_month.get(month, 0)
             entry: dict[str, Any] = {"rows_out": rows_out, "rows_in": rows_in, "dagster/row_count": rows_out}
-            if name in FILTER_SOURCES:
-                entry["rows_rejected"] = rejected.get(month, {}).get(FILTER_SOURCES[name], 0)
+            if name in landing and not quality_meta(node).get("holds_rejected_rows"):
+                entry["rows_rejected"] = sum(rejected.get(month, {}).get(table, 0) for table in landing[name])
             per_month[month] = entry
         run = {"rows_by_month": dg.MetadataValue.json({format_month(m): n for m, n in by_month.items()})}
         metadata[name] = RowMetadata(run=run, by_month=per_month)

@@ -21,10 +21,13 @@ from feature_store_assets.core.months import (
 from feature_store_assets.core.paths import DBT_PROJECT_DIR
 from feature_store_assets.defs.dbt.check_names import check_description
 from feature_store_assets.defs.dbt.process import dbt_executable
+from feature_store_assets.defs.landing_zone.validation import EVENT_TABLES
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR)
 
 MONTHLY_SELECTOR = "tag:monthly"
+# The dbt source of the landing zone's tables (models/sources.yml).
+LANDING_ZONE_SOURCE = "landing_zone"
 # The layers (dbt folders, Dagster groups) from the landing zone's side to the analysts'.
 LAYERS = ("filter", "aggregation", "features", "marts")
 # Layers whose month M reads the aggregation months M-11..M (LayerTranslator's partition mapping).
@@ -154,9 +157,36 @@ def model_columns(manifest: Mapping[str, Any]) -> dict[tuple[str, str], dict[str
     }
 
 
-# The landing-zone table each filter model keeps rows of.
-FILTER_SOURCES = {
-    "inclinic_transactions": "transactions_inclinic",
-    "hd_orders": "transactions",
-    "web_sessions": "web_sessions",
-}
+def quality_meta(node: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The model's `meta.quality` from its .yml: the checks' thresholds and which checks apply (docs/quality.md)."""
+    return node.get("meta", {}).get("quality", {})
+
+
+def filter_landing_tables(manifest: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
+    """{monthly filter model: the landing zone's event tables it keeps rows of}, from lineage: the event tables its
+    staging parents read (inclinic_transactions: transactions_inclinic; rejected_rows: all three), in contract order."""
+    staging = {node["unique_id"] for node in staging_models_by_name(manifest).values()}
+    tables = {}
+    for name, node in monthly_models_by_name(manifest).items():
+        if layer_of(node) != "filter":
+            continue
+        read = {
+            manifest["sources"][source]["name"]
+            for parent in node["depends_on"]["nodes"]
+            if parent in staging
+            for source in manifest["nodes"][parent]["depends_on"]["nodes"]
+            if source in manifest["sources"] and manifest["sources"][source]["source_name"] == LANDING_ZONE_SOURCE
+        }
+        if read & set(EVENT_TABLES):
+            tables[name] = tuple(t for t in EVENT_TABLES if t in read)
+    return tables
+
+
+def rejected_rows_model(manifest: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The model listing every rejected row with its table and reason (`meta.quality.holds_rejected_rows`)."""
+    found = [n for n in monthly_models_by_name(manifest).values() if quality_meta(n).get("holds_rejected_rows")]
+    if len(found) > 1:
+        raise ValueError(
+            f"meta.quality.holds_rejected_rows is set on more than one model: {[n['name'] for n in found]}"
+        )
+    return found[0] if found else None
