@@ -31,7 +31,7 @@ import pandas as pd
 from benchmarks.feast_env import feast_python
 from benchmarks.measure import Measured, machine, python_module, run_measured
 from benchmarks.pipeline import PipelineScale, Store, generate, materialize, month, raw_rows, warm_page_cache
-from benchmarks.serving import entity_rows, export_snapshots, synthetic_store
+from benchmarks.serving import entity_rows, export_snapshots, synthetic_analytics
 from feature_store_assets.defs.dbt.project import prepare_manifest
 from feature_store_assets.warehouse.connections import memory_limit
 
@@ -49,27 +49,14 @@ class Scale:
     feast_lookups: int  # Feast online lookups
 
 
+# inclinic rows a month, clients, clinics, months, backfill months | serving: clients, training rows,
+# in-process lookups, HTTP lookups, Feast lookups (24 snapshot months at every scale)
 SCALES = {
-    "quick": Scale(
-        PipelineScale(inclinic_rows_per_month=100_000, clients=10_000, clinics=40, months=3, backfill_months=1),
-        serving_clients=5_000,
-        serving_months=24,
-        training_rows=10_000,
-        lookups=10_000,
-        http_lookups=300,
-        feast_lookups=200,
-    ),
-    "full": Scale(
-        PipelineScale(
-            inclinic_rows_per_month=20_000_000, clients=2_000_000, clinics=2_000, months=24, backfill_months=12
-        ),
-        serving_clients=200_000,
-        serving_months=24,
-        training_rows=1_000_000,
-        lookups=100_000,
-        http_lookups=3_000,
-        feast_lookups=2_000,
-    ),
+    name: Scale(PipelineScale(rows, clients, clinics, months, backfill), serving, 24, training, lookups, http, feast)
+    for name, (rows, clients, clinics, months, backfill, serving, training, lookups, http, feast) in {
+        "quick": (100_000, 10_000, 40, 3, 1, 5_000, 10_000, 10_000, 300, 200),
+        "full": (20_000_000, 2_000_000, 2_000, 24, 12, 200_000, 1_000_000, 100_000, 3_000, 2_000),
+    }.items()
 }
 
 
@@ -294,7 +281,7 @@ def serving_benchmarks(report: Report, scale: Scale, workdir: Path, store: Store
     served = workdir / "serving"
     shutil.rmtree(served, ignore_errors=True)
     served.mkdir(parents=True)
-    analytics = synthetic_store(
+    analytics = synthetic_analytics(
         store.analytics, served / "analytics.duckdb", scale.serving_clients, scale.serving_months
     )
     entities = served / "entities.parquet"

@@ -5,13 +5,22 @@ Run by benchmarks.run in child processes, so each measurement has its own peak m
     python -m benchmarks.serving training ANALYTICS ENTITIES.parquet OUT.parquet
     python -m benchmarks.serving online ANALYTICS LOOKUPS
     python -m benchmarks.serving http URL LOOKUPS CLIENTS         # the client side; the server is `feature-store serve`
+
+and by hand, for the table of docs/serving.md (a synthetic file of 200,000 clients x 24 months, 4.8M rows,
+written in WORKDIR from PUBLISHED, any analytics file `feature-store materialize` published):
+
+    python -m benchmarks.serving table PUBLISHED.duckdb [WORKDIR]
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import resource
+import socket
 import sys
+import tempfile
+import threading
 import time
 from pathlib import Path
 from urllib.parse import urlparse
@@ -20,14 +29,47 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from feature_store_assets.warehouse.connections import sql_string
+
 START = pd.Timestamp("2022-01-01")  # first snapshot month of the synthetic analytics file
+# the table of docs/serving.md: its file's shape, its training rows, and the few features of its "5 features" rows
+TABLE_CLIENTS, TABLE_MONTHS, TABLE_ROWS = 200_000, 24, 1_000_000
+FEW = ["tenure_days", "total_revenue_12m", "days_since_last_purchase", "zip_avg_agi", "web_sessions_3m"]
 
 
-def synthetic_store(real_analytics: Path, out: Path, clients: int, months: int) -> Path:
-    """A published-like analytics file: the real schema and catalog, clients x months rows of random values."""
-    from feature_store_assets_tests.support.serving import synthetic_analytics
-
-    return synthetic_analytics(real_analytics, out, clients, months)
+def synthetic_analytics(real: Path, out: Path, clients: int, months: int) -> Path:
+    """A published-like analytics file: the real schema and catalog, `clients` x `months` rows of random values
+    (10% NULLs in the double and text columns), months from START."""
+    out.unlink(missing_ok=True)
+    with duckdb.connect(str(out)) as con:
+        con.execute(f"attach {sql_string(str(real))} as real (read_only)")
+        columns = con.execute(
+            "select column_name, data_type from duckdb_columns() where database_name = 'real' "
+            "and schema_name = 'features' and table_name = 'client_features' order by column_index"
+        ).fetchall()
+        values = {
+            "client_id": "c.id",
+            "feature_month": f"date '{START.date()}' + to_months(m.i::int)",
+            "clinic_id": "c.id % 400",
+        }
+        selected = []
+        for name, data_type in columns:
+            if name in values:
+                expression = values[name]
+            elif data_type == "VARCHAR":
+                expression = "case when random() < 0.1 then null else lpad((c.id % 99999)::varchar, 5, '0') end"
+            elif data_type in ("INTEGER", "BIGINT"):
+                expression = f"(random() * 100)::{data_type}"
+            else:
+                expression = "case when random() < 0.1 then null else random() end"
+            selected.append(f'{expression} as "{name}"')
+        con.execute("create schema features")
+        con.execute(
+            f"create table features.client_features as select {', '.join(selected)} "
+            f"from range({clients}) c(id), range({months}) m(i) order by feature_month, client_id"
+        )
+        con.execute("create table features.feature_catalog as select * from real.features.feature_catalog")
+    return out
 
 
 def entity_rows(clients: int, months: int, rows: int, seed: int = 1) -> pd.DataFrame:
@@ -50,23 +92,24 @@ def export_snapshots(analytics: Path, out: Path) -> Path:
     with duckdb.connect(str(analytics), read_only=True) as con:
         con.execute(
             f"copy (select * exclude (feature_month), (feature_month + interval 1 month)::timestamp as available_at "
-            f"from features.client_features) to '{out}' (format parquet)"
+            f"from features.client_features) to {sql_string(str(out))} (format parquet)"
         )
     return out
 
 
-def training(analytics: Path, entities: Path, out: Path) -> dict:
+def training(analytics: Path, entities: Path, out: Path | None, features: list[str] | None = None) -> dict:
     from feature_store_assets.serving import get_training_features
 
     rows = pd.read_parquet(entities)
     began = time.perf_counter()
-    result = get_training_features(rows, analytics=analytics)
+    result = get_training_features(rows, features, analytics=analytics)
     seconds = time.perf_counter() - began
-    result.drop(columns=["event_timestamp"]).to_parquet(out)
+    if out is not None:
+        result.drop(columns=["event_timestamp"]).to_parquet(out)
     return {"seconds": seconds, "rows_in": len(rows), "rows_out": len(result), "features": result.shape[1] - 4}
 
 
-def online(analytics: Path, lookups: int) -> dict:
+def online(analytics: Path, lookups: int, features: list[str] | None = None) -> dict:
     from feature_store_assets.serving import OnlineStore
 
     began = time.perf_counter()
@@ -77,7 +120,7 @@ def online(analytics: Path, lookups: int) -> dict:
     timings = []
     for client in ids:
         began = time.perf_counter()
-        store.lookup_one(client)
+        store.lookup_one(client, features)
         timings.append(time.perf_counter() - began)
     p50, p99 = np.percentile(np.array(timings) * 1e6, [50, 99])
     return {
@@ -90,7 +133,8 @@ def online(analytics: Path, lookups: int) -> dict:
     }
 
 
-def over_http(url: str, lookups: int, clients: int) -> dict:
+def over_http(url: str, lookups: int, clients: int, per_request: int = 1, features: list[str] | None = None) -> dict:
+    """POST /inference `lookups` times for `per_request` clients from a random one on, timed one by one."""
     from feature_store_assets.serving.api import PREFIX
 
     target = urlparse(url)
@@ -100,7 +144,10 @@ def over_http(url: str, lookups: int, clients: int) -> dict:
     ids = np.random.default_rng(3).integers(0, clients, lookups).tolist()
     timings = []
     for client in ids:
-        payload = json.dumps({"client_ids": [client]}).encode()
+        body: dict = {"client_ids": list(range(client, client + per_request))}
+        if features is not None:
+            body["features"] = features
+        payload = json.dumps(body).encode()
         began = time.perf_counter()
         connection.request("POST", f"{PREFIX}/inference", payload, {"content-type": "application/json"})
         response = connection.getresponse()
@@ -112,6 +159,56 @@ def over_http(url: str, lookups: int, clients: int) -> dict:
     return {"lookups": lookups, "p50_ms": p50, "p99_ms": p99}
 
 
+def table(published: Path, workdir: Path) -> None:
+    """Print the figures of docs/serving.md's table, measured on a synthetic file written in `workdir`."""
+    import uvicorn
+
+    from feature_store_assets.serving.api import PREFIX, create_app
+
+    path = workdir / "analytics.duckdb"
+    if not path.exists():
+        synthetic_analytics(published, path, TABLE_CLIENTS, TABLE_MONTHS)
+    print(f"synthetic analytics file: {path} ({TABLE_CLIENTS:,} clients x {TABLE_MONTHS} months)")
+    entities = workdir / "entities.parquet"
+    entity_rows(TABLE_CLIENTS, TABLE_MONTHS, TABLE_ROWS).to_parquet(entities)
+    for features in (None, None, None, FEW, FEW):
+        result = training(path, entities, None, features)
+        print(f"training {TABLE_ROWS:,} rows x {result['features']} features: {result['seconds']:.2f} s")
+    print(f"training peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    for label, features in (("31 features", None), ("5 features", FEW)):
+        result = online(path, 100_000, features)
+        print(
+            f"in-process lookup, 1 client, {label}: p50 {result['p50_us']:.2f} p99 {result['p99_us']:.2f} µs "
+            f"(refresh of {result['clients']:,} clients: {result['refresh_seconds']:.2f} s)"
+        )
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(path), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    url = f"http://127.0.0.1:{port}"
+    for label, per_request, features in (("1 client, 31 features", 1, None), ("1 client, 5 features", 1, FEW)) + (
+        ("100 clients, 31 features", 100, None),
+    ):
+        result = over_http(url, 3_000, TABLE_CLIENTS, per_request, features)
+        print(f"HTTP inference, {label}: p50 {result['p50_ms']:.2f} p99 {result['p99_ms']:.2f} ms")
+    ids = np.random.default_rng(3).integers(0, TABLE_CLIENTS, 10_000).tolist()
+    rows = [{"client_id": client, "event_timestamp": "2023-06-15T12:00:00"} for client in ids]
+    connection = http.client.HTTPConnection("127.0.0.1", port)
+    began = time.perf_counter()
+    connection.request(
+        "POST", f"{PREFIX}/training", json.dumps({"rows": rows}).encode(), {"content-type": "application/json"}
+    )
+    response = connection.getresponse()
+    response.read()
+    print(f"HTTP training, 10,000 rows x 31 features: {time.perf_counter() - began:.2f} s (status {response.status})")
+    server.should_exit = True
+    thread.join()
+
+
 def main(argv: list[str]) -> int:
     command, *args = argv
     if command == "training":
@@ -120,6 +217,9 @@ def main(argv: list[str]) -> int:
         report = online(Path(args[0]), int(args[1]))
     elif command == "http":
         report = over_http(args[0], int(args[1]), int(args[2]))
+    elif command == "table":
+        table(Path(args[0]), Path(args[1]) if len(args) > 1 else Path(tempfile.mkdtemp(prefix="serving-benchmark-")))
+        return 0
     else:
         raise SystemExit(f"unknown command {command}")
     print(json.dumps(report))

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from benchmarks.serving import synthetic_analytics
 from feature_store_assets.serving.online import UNKNOWN_CLIENT, OnlineStore
 from feature_store_assets.serving.published import AnalyticsUnavailable, UnknownFeatures
 from feature_store_assets.serving.training import get_training_features
@@ -18,7 +19,6 @@ from feature_store_assets_tests.support.serving import (
     copy_store,
     materialize,
     published_store,
-    synthetic_analytics,
 )
 
 # one worker per module: its module-scoped materialization runs once

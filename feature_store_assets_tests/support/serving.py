@@ -1,4 +1,5 @@
-"""Helpers for the serving tests: a really materialized and published store, and a large synthetic one."""
+"""Helpers for the serving tests: a really materialized and published store (the large synthetic one is
+benchmarks/serving.py's synthetic_analytics)."""
 
 from __future__ import annotations
 
@@ -48,37 +49,3 @@ def analytics_query(settings: Settings, sql: str):
         return con.sql(sql).df()
     finally:
         con.close()
-
-
-def synthetic_analytics(real: Path, out: Path, clients: int, months: int) -> Path:
-    """A published-like file with the real schema and catalog, `clients` x `months` rows of random values."""
-    out.unlink(missing_ok=True)
-    with duckdb.connect(str(out)) as con:
-        con.execute(f"attach '{real}' as real (read_only)")
-        columns = con.execute(
-            "select column_name, data_type from duckdb_columns() where database_name = 'real' "
-            "and schema_name = 'features' and table_name = 'client_features' order by column_index"
-        ).fetchall()
-        values = {
-            "client_id": "c.id",
-            "feature_month": "date '2022-01-01' + to_months(m.i::int)",
-            "clinic_id": "c.id % 400",
-        }
-        selected = []
-        for name, data_type in columns:
-            if name in values:
-                expression = values[name]
-            elif data_type == "VARCHAR":
-                expression = "case when random() < 0.1 then null else lpad((c.id % 99999)::varchar, 5, '0') end"
-            elif data_type in ("INTEGER", "BIGINT"):
-                expression = f"(random() * 100)::{data_type}"
-            else:
-                expression = "case when random() < 0.1 then null else random() end"
-            selected.append(f'{expression} as "{name}"')
-        con.execute("create schema features")
-        con.execute(
-            f"create table features.client_features as select {', '.join(selected)} "
-            f"from range({clients}) c(id), range({months}) m(i) order by feature_month, client_id"
-        )
-        con.execute("create table features.feature_catalog as select * from real.features.feature_catalog")
-    return out
