@@ -103,10 +103,21 @@ def test_month_before_the_start_is_refused(feature_store, capsys):
     assert "before FEATURE_STORE_START_MONTH=2023-01" in capsys.readouterr().err
 
 
-def test_zip_income_file_without_required_columns_names_them(feature_store, monkeypatch, tmp_path, capsys):
+@pytest.mark.parametrize(
+    ("content", "named"),
+    [
+        ("STATEFIPS,STATE,zipcode,agi_stub,N2\n25,MA,2138,1,5\n", "N1, A00100"),
+        ("STATEFIPS,STATE,zipcode,agi_stub,N1,A00100\n", "{path}: has the required columns but no data rows"),
+    ],
+    ids=["without_required_columns", "without_data_rows"],
+)
+def test_bad_zip_income_file_fails_naming_the_file_and_what_is_wrong(
+    feature_store, monkeypatch, tmp_path, capsys, content, named
+):
     bad = tmp_path / "22zpallagi.csv"
-    bad.write_text("STATEFIPS,STATE,zipcode,agi_stub,N2\n25,MA,2138,1,5\n")
+    bad.write_text(content)
     monkeypatch.setenv("FEATURE_STORE_ZIP_INCOME", str(bad))
     assert materialize("2023-01", "2023-01") == 1
     error = capsys.readouterr().err
-    assert "reference/zip_income failed" in error and "N1, A00100" in error and str(bad) in error
+    assert "reference/zip_income failed" in error and str(bad) in error and named.format(path=bad) in error
+    assert not feature_store.settings.analytics.exists()  # nothing published

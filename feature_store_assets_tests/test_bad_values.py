@@ -75,13 +75,3 @@ def test_repeated_client_ids_fail_naming_the_file_and_ids(feature_store, capsys)
     assert f"{path}: column 'client_id' is the key, but 2 value(s) appear more than once: {first}, {second}" in error
     assert "unique_integrated_clients_client_id" not in error
     assert published_months(feature_store) == []
-
-
-def test_zip_income_file_without_data_rows_fails_naming_the_file(feature_store, monkeypatch, tmp_path, capsys):
-    empty = tmp_path / "22zpallagi.csv"
-    empty.write_text("STATEFIPS,STATE,zipcode,agi_stub,N1,A00100\n")
-    monkeypatch.setenv("FEATURE_STORE_ZIP_INCOME", str(empty))
-    assert materialize("2023-01", "2023-01") == 1
-    error = capsys.readouterr().err
-    assert "reference/zip_income failed" in error and f"{empty}: has the required columns but no data rows" in error
-    assert published_months(feature_store) == []

@@ -27,8 +27,8 @@ from feature_store_assets.defs.dbt.project import dbt_project, load_manifest
 from feature_store_assets.defs.publish.analytics import PUBLISHED_SCHEMAS, STAGING_SUFFIX, monthly_tables
 from feature_store_assets.warehouse.connections import quote, table_exists
 from feature_store_assets.warehouse.ledger import ACCEPTED, BLOCKED, FAILED, month_states, months_to_publish
-from feature_store_assets_tests.conftest import configure
 from feature_store_assets_tests.support.operations import digest, kill, kill_in_dbt, months_of, wait_for
+from feature_store_assets_tests.support.serving import published_store
 
 pytestmark = pytest.mark.e2e
 
@@ -51,11 +51,7 @@ def start_materialize(month: str) -> subprocess.Popen:
 @pytest.fixture(scope="module")
 def january(tmp_path_factory, small_landing_zone) -> Path:
     """A store with 2023-01 materialized, accepted and published, built once for the module."""
-    root = tmp_path_factory.mktemp("january")
-    with pytest.MonkeyPatch.context() as patch:
-        configure(patch, root, small_landing_zone)
-        assert materialize("2023-01", "2023-01") == 0
-    return root
+    return published_store(tmp_path_factory.mktemp("january"), small_landing_zone, "2023-01", "2023-01").root
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ from feature_store_assets_tests.support.operations import (
     kill_in_dbt,
     months_of,
 )
+from feature_store_assets_tests.support.serving import published_store
 
 pytestmark = pytest.mark.e2e
 
@@ -45,11 +46,7 @@ def assert_recovered(store, months: list[str]) -> None:
 @pytest.fixture(scope="module")
 def two_published_months(tmp_path_factory, small_landing_zone):
     """A store with 2023-01..02 materialized and published, built once for the module."""
-    root = tmp_path_factory.mktemp("two_months")
-    with pytest.MonkeyPatch.context() as patch:
-        configure(patch, root, small_landing_zone)
-        assert materialize("2023-01", "2023-02") == 0
-    return root
+    return published_store(tmp_path_factory.mktemp("two_months"), small_landing_zone, "2023-01", "2023-02").root
 
 
 @pytest.fixture

@@ -31,6 +31,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from feature_store_assets.defs.dbt.project import load_manifest
+from feature_store_assets.defs.landing_zone.validation import contract_from_manifest
+
 START_MONTH = "2024-01"
 FEATURE_MONTHS = ["2024-01", "2024-02", "2024-03", "2024-04"]
 
@@ -212,59 +215,28 @@ NEVER_FEATURED_CLIENTS = {401, 501, 601}  # home clinics in_progress, not_starte
 NEVER_FEATURED_CLINICS = {4, 5, 6}
 
 
-CLINICS_SCHEMA = pa.schema(
-    [
-        ("clinic_id", pa.int64()),
-        ("clinic_name", pa.string()),
-        ("practice_type", pa.string()),
-        ("zip_code", pa.string()),
-        ("state", pa.string()),
-        ("integration_status", pa.string()),
-        ("integration_completed_at", pa.date32()),
-    ]
-)
-CLIENTS_SCHEMA = pa.schema(
-    [
-        ("client_id", pa.int64()),
-        ("clinic_id", pa.int64()),
-        ("zip_code", pa.string()),
-        ("created_at", pa.timestamp("us")),
-    ]
-)
-INCLINIC_SCHEMA = pa.schema(
-    [
-        ("transaction_id", pa.int64()),
-        ("client_id", pa.int64()),
-        ("clinic_id", pa.int64()),
-        ("transaction_ts", pa.timestamp("us")),
-        ("product_category", pa.string()),
-        ("quantity", pa.int32()),
-        ("revenue", pa.decimal128(12, 2)),
-    ]
-)
-ONLINE_SCHEMA = pa.schema(
-    [
-        ("transaction_id", pa.int64()),
-        ("client_id", pa.int64()),
-        ("clinic_id", pa.int64()),
-        ("transaction_ts", pa.timestamp("us")),
-        ("channel", pa.string()),
-        ("product_category", pa.string()),
-        ("revenue", pa.decimal128(12, 2)),
-        ("status", pa.string()),
-    ]
-)
-WEB_SCHEMA = pa.schema(
-    [
-        ("session_id", pa.int64()),
-        ("client_id", pa.int64()),
-        ("session_start_ts", pa.timestamp("us")),
-        ("page_views", pa.int32()),
-        ("product_views", pa.int32()),
-        ("add_to_cart_events", pa.int32()),
-        ("orders", pa.int32()),
-    ]
-)
+# The contract's column types (the dbt sources' data_type) as the pyarrow types the files are written with.
+PYARROW_TYPES = {
+    "bigint": pa.int64(),
+    "integer": pa.int32(),
+    "varchar": pa.string(),
+    "timestamp": pa.timestamp("us"),
+    "date": pa.date32(),
+    "decimal(12,2)": pa.decimal128(12, 2),
+}
+
+
+def contract_schema(table: str) -> pa.Schema:
+    """A landing-zone table's columns, in order, with the contract's types (docs/data-contract.md)."""
+    columns = contract_from_manifest(load_manifest())[table]
+    return pa.schema([(name, PYARROW_TYPES[contract_type]) for name, contract_type in columns.items()])
+
+
+CLINICS_SCHEMA = contract_schema("clinics")
+CLIENTS_SCHEMA = contract_schema("clients")
+INCLINIC_SCHEMA = contract_schema("transactions_inclinic")
+ONLINE_SCHEMA = contract_schema("transactions")
+WEB_SCHEMA = contract_schema("web_sessions")
 
 
 def _ts(text: str) -> dt.datetime:
