@@ -1,4 +1,5 @@
-"""The analytics file analysts read: published after each successful run, never while a reader is disturbed."""
+"""The analytics file analysts read: views over the published store's current version, swapped in after each
+successful run, never while a reader is disturbed."""
 
 import hashlib
 import subprocess
@@ -13,6 +14,11 @@ from feature_store_assets.cli.main import main
 from feature_store_assets.core.names import LEDGER
 
 pytestmark = pytest.mark.e2e
+
+# the tables and views of a DuckDB file (the warehouse's are tables, the analytics file's views)
+PUBLISHED_RELATIONS = (
+    "select table_schema, table_name from information_schema.tables where table_schema != 'information_schema'"
+)
 
 READER = textwrap.dedent(
     """
@@ -57,7 +63,10 @@ def test_failed_run_leaves_the_published_file_exactly_as_it_was(feature_store):
 def test_published_tables_carry_the_warehouse_rows_and_column_docs(feature_store):
     assert main(["materialize", "--from", "2023-01", "--to", "2023-02"]) == 0
     with duckdb.connect(str(feature_store.settings.analytics), read_only=True) as con:
-        tables = {f"{s}.{t}" for s, t in con.execute("select schema_name, table_name from duckdb_tables()").fetchall()}
+        tables = {f"{s}.{t}" for s, t in con.execute(PUBLISHED_RELATIONS).fetchall()}
+        kinds = {
+            kind for (kind,) in con.execute("select distinct table_type from information_schema.tables").fetchall()
+        }
         comment = con.execute(
             "select comment from duckdb_columns() where table_name = 'client_features' and column_name = 'hd_revenue_share_12m'"
         ).fetchone()[0]
@@ -70,17 +79,16 @@ def test_published_tables_carry_the_warehouse_rows_and_column_docs(feature_store
         "reference.client_zip_income",
     } <= tables
     assert not any(t.startswith("filtered.") for t in tables)
+    assert kinds == {"VIEW"}  # over the store's Parquet files: the file holds no rows of its own
     assert comment == "hd_revenue_12m / total_revenue_12m; NULL when total_revenue_12m <= 0"
     assert published_rows == feature_store.scalar("select count(*) from features.client_features") > 0
 
 
 def table_digests(path) -> dict[str, tuple]:
-    """Rows and an order-independent content hash of every table of a DuckDB file. The ledger's published_at
-    is left out: a publish stamps its new file before the swap and the warehouse after it."""
+    """Rows and an order-independent content hash of every table and view of a DuckDB file. The ledger's
+    published_at is left out: a publish stamps its new file before the swap and the warehouse after it."""
     with duckdb.connect(str(path), read_only=True) as con:
-        tables = con.execute(
-            "select schema_name, table_name from duckdb_tables() where schema_name != 'filtered'"
-        ).fetchall()
+        tables = con.execute(f"select * from ({PUBLISHED_RELATIONS}) where table_schema != 'filtered'").fetchall()
         return {
             f"{s}.{t}": con.execute(
                 f'select count(*), sum(hash(t)) from (select * exclude (published_at) from "{s}"."{t}") t'
@@ -97,8 +105,8 @@ def test_publishing_month_by_month_gives_the_same_file_as_a_full_copy(feature_st
     assert main(["materialize", "--from", "2023-01", "--to", "2023-01"]) == 0
     assert main(["materialize", "--from", "2023-02", "--to", "2023-02"]) == 0  # published February only
     assert main(["materialize", "--from", "2023-01", "--to", "2023-01"]) == 0  # and January again
-    full = tmp_path / "full.duckdb"
-    publish_analytics(feature_store.settings.warehouse, full)
+    full = tmp_path / "full" / "analytics.duckdb"
+    publish_analytics(feature_store.settings.warehouse, full)  # a store of its own, beside it
     published = table_digests(feature_store.settings.analytics)
     assert published == table_digests(full)
     assert {name.split(".")[0] for name in published} == set(PUBLISHED_SCHEMAS)

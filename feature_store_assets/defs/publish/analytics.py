@@ -1,25 +1,21 @@
-"""Publishing the analyst-facing tables to the read-only analytics file (FEATURE_STORE_ANALYTICS).
+"""Publishing the analyst-facing tables: the Dagster asset over the published store (feature_store_assets/store/).
 
-The pipeline is the only process that opens the warehouse. After each run, the analyst-facing
-schemas are copied into a new DuckDB file that then replaces the analytics file in one atomic
-rename: a reader holding the old file open keeps reading it undisturbed, and its next connection
-sees the new months.
+The pipeline is the only process that opens the warehouse. After each run the analyst-facing schemas are
+published as one store version (Delta tables under FEATURE_STORE_PUBLISHED_DIR) and the analytics file
+(FEATURE_STORE_ANALYTICS) is replaced, in one atomic rename, by views over that version's files: a reader
+holding the old file open keeps reading the previous version, and its next connection sees the new months.
 
-What is published follows the ledger (quality.materialized_months, warehouse.py): a month is
-published once the quality checks accepted it, and only then. Each publish copies every accepted
-month not yet published, this run's and any an earlier run failed to publish (blocked by nothing,
-but killed, out of disk, unable to attach), and stamps them published; a month that is blocked or
-failed is never copied, and its earlier published version stays as it was. The new file starts as a
-copy of the published one and only those months are replaced in the monthly tables (the dbt models
-tagged `monthly`, month key from their `unique_key`), so publishing a month costs a file copy and
-that month's rows, not a re-insert of the whole history. Other tables, and tables whose columns
-changed, are copied whole (monthly ones restricted to their accepted months).
+What is published follows the ledger (quality.materialized_months, warehouse/ledger.py): a month is published
+once the quality checks accepted it, and only then. Each publish writes every accepted month not yet
+published, this run's and any an earlier run failed to publish (killed, out of disk, unable to write), and
+stamps them published; a month that is blocked or failed is never written, and its earlier published rows stay.
+In the monthly tables (the dbt models tagged `monthly`, month key from their `unique_key`) only those months'
+partitions are rewritten, so a publish costs the months published, not the history; other tables are small and
+rewritten whole. Versions, restore and retention: docs/published-store.md.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 from collections.abc import Iterable, Mapping
 from datetime import date
@@ -27,12 +23,16 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+from deltalake.exceptions import DeltaError
 
 from feature_store_assets.core.months import describe_months
 from feature_store_assets.core.names import LEDGER
 from feature_store_assets.core.resources import WAREHOUSE_POOL, FeatureStoreResource
 from feature_store_assets.defs.dbt.project import load_manifest, monthly_models_by_name
-from feature_store_assets.warehouse.connections import comment_on_columns, connect, limit_memory, quote, sql_string
+from feature_store_assets.store import PUBLISHED_SCHEMAS, StoreVersion, current_version, publish
+from feature_store_assets.store.analytics_file import STAGING_SUFFIX
+from feature_store_assets.store.publishing import DEFAULT_KEEP_VERSIONS
+from feature_store_assets.warehouse.connections import connect
 from feature_store_assets.warehouse.ledger import (
     BLOCKED,
     FAILED,
@@ -42,9 +42,12 @@ from feature_store_assets.warehouse.ledger import (
     publishable_months,
 )
 
-# Schemas analysts read. The filter layer's event tables stay in the warehouse: they are large and row-level.
-PUBLISHED_SCHEMAS = ("features", "aggregation", "quality", "reference", "marts")
-STAGING_SUFFIX = ".publishing"
+__all__ = ["PUBLISHED_SCHEMAS", "STAGING_SUFFIX", "analytics_database", "monthly_tables", "publish_analytics"]
+
+LEDGER_DESCRIPTION = (
+    "The ledger of materialized months: each (model, month)'s rows, the Dagster run that built it, its status "
+    "(built, accepted, blocked, failed), the reason, and when it was published (docs/quality.md)."
+)
 
 
 def monthly_tables(manifest: Mapping) -> dict[tuple[str, str], tuple[str, str]]:
@@ -55,118 +58,55 @@ def monthly_tables(manifest: Mapping) -> dict[tuple[str, str], tuple[str, str]]:
     }
 
 
-def _staging_path(analytics: Path, pid: int) -> Path:
-    return analytics.with_name(f".{analytics.name}.{pid}{STAGING_SUFFIX}")
-
-
-def remove_abandoned_staging(analytics: Path) -> list[Path]:
-    """Delete the half-written copies (and their WAL) of publishes whose process is gone (killed, disk full)."""
-    removed = []
-    for path in analytics.parent.glob(f".{analytics.name}.*{STAGING_SUFFIX}*"):
-        pid = path.name.removeprefix(f".{analytics.name}.").split(".")[0]
-        if pid.isdigit() and int(pid) != os.getpid() and Path(f"/proc/{pid}").exists():
-            continue  # a publish in progress in another process
-        path.unlink(missing_ok=True)
-        removed.append(path)
-    return removed
-
-
-def _columns(con: duckdb.DuckDBPyConnection, database: str) -> dict[tuple[str, str], list[tuple[str, str]]]:
-    """(schema, table) -> its ordered (column, type) list, for the tables of a database."""
-    columns: dict[tuple[str, str], list[tuple[str, str]]] = {}
-    for schema, table, column, data_type in con.execute(
-        "select schema_name, table_name, column_name, data_type from duckdb_columns() "
-        "where database_name = ? order by schema_name, table_name, column_index",
-        [database],
-    ).fetchall():
-        columns.setdefault((schema, table), []).append((column, data_type))
-    return columns
+def table_descriptions(manifest: Mapping) -> dict[tuple[str, str], str]:
+    """(schema, table) -> the dbt model's description (the published table's comment), and the ledger's."""
+    found = {
+        (node["schema"], node["name"]): node["description"].strip()
+        for node in manifest["nodes"].values()
+        if node["resource_type"] == "model" and node.get("description", "").strip()
+    }
+    return {**found, tuple(LEDGER.split(".")): LEDGER_DESCRIPTION}
 
 
 def publish_analytics(
     warehouse: Path,
     analytics: Path,
-    schemas: tuple[str, ...] = PUBLISHED_SCHEMAS,
+    store_dir: Path | None = None,
     months: Iterable[date] | None = None,
     monthly: Mapping[tuple[str, str], tuple[str, Iterable[date] | None]] | None = None,
-) -> dict[str, int]:
-    """Publish every table of the schemas, with column comments, into a new file swapped in for `analytics`.
-
-    `monthly`: (schema, table) -> (month column, the months it may publish; None for any) of the monthly
-    tables (default: the dbt project's month-incremental tables, any month). `months`: the months to
-    (re)place. Given, and with a published file to start from, only those months of the monthly tables
-    are replaced; otherwise everything is copied. The ledger's copy in the new file marks `months` published. Returns rows per published table. Nothing replaces the old file
-    unless the whole copy succeeded.
-    """
-    analytics.parent.mkdir(parents=True, exist_ok=True)
-    remove_abandoned_staging(analytics)
-    staging = _staging_path(analytics, os.getpid())
-    staging.unlink(missing_ok=True)
-    months = sorted(set(months)) if months is not None else None
+    run_id: str | None = None,
+    keep: int = DEFAULT_KEEP_VERSIONS,
+    descriptions: Mapping[tuple[str, str], str] | None = None,
+) -> StoreVersion:
+    """Publish the warehouse as a new store version (store.publish) with the dbt project's defaults: the store
+    beside the analytics file, the month-incremental tables any month may publish, the models' descriptions."""
+    manifest = load_manifest()
     if monthly is None:
-        monthly = {key: (column, None) for key, (_, column) in monthly_tables(load_manifest()).items()}
-    monthly = {
-        key: (column, None if allowed is None else sorted(set(allowed))) for key, (column, allowed) in monthly.items()
+        monthly = {key: (column, None) for key, (_, column) in monthly_tables(manifest).items()}
+    return publish(
+        warehouse,
+        store_dir or analytics.parent / "published",
+        analytics,
+        run_id=run_id,
+        months=months,
+        monthly=monthly,
+        descriptions={**(descriptions or {}), **table_descriptions(manifest)},
+        keep=keep,
+    )
+
+
+def python_asset_descriptions() -> dict[tuple[str, str], str]:
+    """(schema, table) -> description of the Python assets that write published tables (the feature catalog, the
+    ZIP income), from their asset definitions."""
+    from feature_store_assets.defs.catalog.assets import feature_catalog
+    from feature_store_assets.defs.reference.assets import client_zip_income, zip_income
+
+    return {
+        tuple(key.path): description
+        for assets_def in (feature_catalog, zip_income, client_zip_income)
+        for key, description in assets_def.descriptions_by_key.items()
+        if description
     }
-    rows: dict[str, int] = {}
-    try:
-        incremental = months is not None and analytics.exists()
-        if incremental:
-            shutil.copyfile(analytics, staging)
-        with limit_memory(duckdb.connect(str(staging))) as con:
-            con.execute(f"attach {sql_string(str(warehouse))} as warehouse (read_only)")
-            # views too: with the Spark target, the warehouse reads dbt's tables through views (warehouse.py)
-            tables = con.execute(
-                "select schema_name, table_name from duckdb_tables() "
-                "where database_name = 'warehouse' and list_contains(?, schema_name) "
-                "union select schema_name, view_name from duckdb_views() "
-                "where database_name = 'warehouse' and list_contains(?, schema_name) and not internal order by 1, 2",
-                [list(schemas), list(schemas)],
-            ).fetchall()
-            staging_database = con.execute("select current_database()").fetchone()[0]
-            source_columns = _columns(con, "warehouse")
-            published_columns = _columns(con, staging_database) if incremental else {}
-            comments = con.execute(
-                "select schema_name, table_name, column_name, comment from duckdb_columns() "
-                "where database_name = 'warehouse' and comment is not null and comment != ''"
-            ).fetchall()
-            for schema in sorted({schema for schema, _ in tables}):
-                con.execute(f"create schema if not exists {quote(schema)}")
-            published = set(tables)
-            for schema, table in set(published_columns) - published:  # gone from the warehouse
-                con.execute(f"drop table if exists {quote(schema)}.{quote(table)}")
-            for schema, table in tables:
-                name = f"{quote(schema)}.{quote(table)}"
-                month_column, allowed = monthly.get((schema, table), (None, None))
-                if month_column is None:
-                    con.execute(f"create or replace table {name} as select * from warehouse.{name}")
-                elif incremental and published_columns.get((schema, table)) == source_columns[(schema, table)]:
-                    replace = [m for m in months if allowed is None or m in allowed]
-                    con.execute(f"delete from {name} where list_contains(?, {quote(month_column)})", [replace])
-                    con.execute(
-                        f"insert into {name} select * from warehouse.{name} where list_contains(?, {quote(month_column)})",
-                        [replace],
-                    )
-                elif allowed is None:
-                    con.execute(f"create or replace table {name} as select * from warehouse.{name}")
-                else:
-                    con.execute(
-                        f"create or replace table {name} as select * from warehouse.{name} "
-                        f"where list_contains(?, {quote(month_column)})",
-                        [allowed],
-                    )
-                rows[f"{schema}.{table}"] = con.execute(f"select count(*) from {name}").fetchone()[0]
-            for schema, table, column, comment in comments:
-                if (schema, table) in published:
-                    comment_on_columns(con, f"{quote(schema)}.{quote(table)}", {column: comment})
-            if months and tuple(LEDGER.split(".")) in published:
-                mark_published(con, months)
-            con.execute("detach warehouse")
-            con.execute("checkpoint")
-        os.replace(staging, analytics)
-    finally:
-        staging.unlink(missing_ok=True)
-    return rows
 
 
 class MonthsHeldBack(dg.Failure):
@@ -205,33 +145,43 @@ def published_models(manifest: Mapping) -> list[dg.AssetKey]:
     ],
     pool=WAREHOUSE_POOL,
     kinds={"duckdb"},
-    description="The read-only analytics file (FEATURE_STORE_ANALYTICS) analysts and the serving layer open: "
-    "the features, aggregation, quality, reference and marts schemas, swapped in atomically after a successful run.",
+    description="The published store (Delta tables, one version per publish, FEATURE_STORE_PUBLISHED_DIR) and the "
+    "read-only analytics file (FEATURE_STORE_ANALYTICS) analysts and the serving layer open: views over the current "
+    "version of the features, aggregation, quality, reference and marts schemas, swapped in atomically after a "
+    "successful run.",
 )
 def analytics_database(context, feature_store: FeatureStoreResource):
     settings = feature_store.settings
     began = time.perf_counter()
-    tables = monthly_tables(load_manifest())
+    manifest = load_manifest()
+    tables = monthly_tables(manifest)
     pending = months_to_publish(settings.warehouse)
     accepted = publishable_months(settings.warehouse)
-    rows: dict[str, int] = {}
-    if pending or not settings.analytics.exists():  # nothing accepted since the last publish: the file stays as it is
+    version = current_version(settings.published_dir) if settings.published_dir.is_dir() else None
+    # nothing accepted since the last publish: the store and the file stay as they are
+    if pending or version is None or not settings.analytics.exists():
         try:
-            rows = publish_analytics(
+            version = publish_analytics(
                 settings.warehouse,
                 settings.analytics,
+                store_dir=settings.published_dir,
                 months=pending,
                 monthly={key: (column, accepted.get(model, set())) for key, (model, column) in tables.items()},
+                run_id=context.run_id,
+                keep=settings.keep_versions,
+                descriptions=python_asset_descriptions(),
             )
-        except (OSError, duckdb.Error) as error:  # out of disk, a path that cannot hold the file: the old file stays
+        except (OSError, duckdb.Error, DeltaError) as error:  # out of disk, an unusable path: the old version stays
             raise dg.Failure(
-                description=f"could not publish to FEATURE_STORE_ANALYTICS={settings.analytics}: {error}\n"
-                f"The analytics file is unchanged. Accepted, not yet published: {describe_months(pending) or 'none'} "
-                "(the next successful run publishes them).",
+                description=f"could not publish to FEATURE_STORE_ANALYTICS={settings.analytics} "
+                f"(store FEATURE_STORE_PUBLISHED_DIR={settings.published_dir}): {error}\n"
+                "The current version and the analytics file are unchanged. Accepted, not yet published: "
+                f"{describe_months(pending) or 'none'} (the next successful run publishes them).",
                 metadata={"pending_months": describe_months(pending) or "none"},
             ) from error
         with connect(settings.warehouse) as con:  # after the swap: a kill before this re-publishes the months next time
             mark_published(con, pending)
+    rows = {name: entry.rows for name, entry in version.tables.items()}
     held = {
         m: s
         for m, s in month_states(settings.warehouse, run_id=context.run_id).items()
@@ -243,6 +193,9 @@ def analytics_database(context, feature_store: FeatureStoreResource):
             "published_months": describe_months(pending) or "none",
             "held_back_months": describe_months(held) or "none",
             "path": dg.MetadataValue.path(str(settings.analytics)),
+            "store_version": version.version,
+            "store_version_run_id": version.run_id or "none",
+            "store": dg.MetadataValue.path(str(settings.published_dir)),
             "tables": len(rows),
             "client_feature_rows": rows.get("features.client_features", 0),
             **{f"rows/{name}": count for name, count in rows.items()},
