@@ -118,14 +118,18 @@ class Settings:
     # landed event rows one dbt build may cover; at least one month per build (dbt.py)
     max_rows_per_dbt_build: int = _setting("FEATURE_STORE_MAX_ROWS_PER_DBT_BUILD", "40000000", _positive)
     # the published store's Delta tables and versions (store/, docs/published-store.md); unset: `published/`
-    # beside the analytics file
+    # beside the analytics file, and as_env leaves it unset, so the store follows FEATURE_STORE_ANALYTICS
     published_dir: Path = _setting("FEATURE_STORE_PUBLISHED_DIR", "", _optional_folder)
     # store versions kept for restore and pinned reads; older versions' files are vacuumed
     keep_versions: int = _setting("FEATURE_STORE_KEEP_VERSIONS", "12", _versions)
 
     def __post_init__(self) -> None:
         if self.published_dir is None:
-            object.__setattr__(self, "published_dir", self.analytics.parent / "published")
+            object.__setattr__(self, "published_dir", self._default_published_dir)
+
+    @property
+    def _default_published_dir(self) -> Path:
+        return self.analytics.parent / "published"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Settings:
@@ -167,8 +171,14 @@ class Settings:
             )
 
     def as_env(self) -> dict[str, str]:
-        """The same settings as absolute-path environment variables, for the dbt subprocess."""
-        return {f.metadata["setting"].env: str(getattr(self, f.name)) for f in fields(self)}
+        """The same settings as absolute-path environment variables, for the dbt subprocess. A default that
+        follows another setting (the store beside the analytics file) is left out: it follows it there too."""
+        derived = {"published_dir": self._default_published_dir}
+        return {
+            f.metadata["setting"].env: str(getattr(self, f.name))
+            for f in fields(self)
+            if f.name not in derived or getattr(self, f.name) != derived[f.name]
+        }
 
 
 def settings_fields() -> dict[str, Setting]:
