@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import shlex
 import sys
 import time
 import uuid
@@ -15,6 +16,7 @@ import dagster as dg
 
 from feature_store_assets.cli.progress import RunProgress, captured_output, run_header
 from feature_store_assets.cli.serving import add_serving_commands
+from feature_store_assets.cli.store import add_store_commands
 from feature_store_assets.core.months import (
     add_months,
     describe_months,
@@ -358,11 +360,12 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     print(
         f"demo finished in {time.perf_counter() - began:.1f}s. Next, as an analyst, on the published read-only copy (DuckDB CLI, or Python):"
     )
-    print(f"  duckdb -readonly {settings.analytics}")
+    # shell-quoted: the commands can be pasted whatever the path holds (spaces, quotes)
+    print(f"  duckdb -readonly {shlex.quote(str(settings.analytics))}")
     print("  " + ANALYST_QUERY.replace("\n", "\n  "))
     one_line = " ".join(ANALYST_QUERY.split())
-    python_line = f"import duckdb; print(duckdb.connect('{settings.analytics}', read_only=True).sql('{one_line}'))"
-    print(f'  python -c "{python_line}"')
+    python_line = f"import duckdb; print(duckdb.connect({str(settings.analytics)!r}, read_only=True).sql({one_line!r}))"
+    print(f"  python -c {shlex.quote(python_line)}")
     return 0
 
 
@@ -420,6 +423,7 @@ def parser() -> argparse.ArgumentParser:
     add_verbose_option(demo)
     demo.set_defaults(run=cmd_demo)
     add_serving_commands(commands)
+    add_store_commands(commands)
     add_ui_command(commands)
     return root
 
