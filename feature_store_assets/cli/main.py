@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import shlex
 import sys
@@ -364,7 +365,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     print(f"  duckdb -readonly {shlex.quote(str(settings.analytics))}")
     print("  " + ANALYST_QUERY.replace("\n", "\n  "))
     one_line = " ".join(ANALYST_QUERY.split())
-    python_line = f"import duckdb; print(duckdb.connect({str(settings.analytics)!r}, read_only=True).sql({one_line!r}))"
+    python_line = f"import duckdb; print(duckdb.connect({json.dumps(str(settings.analytics))}, read_only=True).sql({json.dumps(one_line)}))"
     print(f"  python -c {shlex.quote(python_line)}")
     return 0
 
