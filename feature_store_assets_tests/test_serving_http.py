@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from feature_store_assets.defs.checks.freshness import MONTH_FOLDER
+from feature_store_assets.core.months import month_folder, parse_month
 from feature_store_assets.defs.landing_zone.validation import EVENT_TABLES
 from feature_store_assets.serving.catalog import load_catalog
 from feature_store_assets.serving.online import UNKNOWN_CLIENT
@@ -138,8 +138,8 @@ def folder_names_only(raw_dir: Path, months: list[str]) -> Path:
     """A landing zone of empty files: freshness reads folder and file names, never the files."""
     for table in EVENT_TABLES:
         for month in months:
-            (raw_dir / table / f"{MONTH_FOLDER}{month}").mkdir(parents=True)
-            (raw_dir / table / f"{MONTH_FOLDER}{month}" / "part-0.parquet").touch()
+            (raw_dir / table / month_folder(parse_month(month))).mkdir(parents=True)
+            (raw_dir / table / month_folder(parse_month(month)) / "part-0.parquet").touch()
     return raw_dir
 
 

@@ -86,18 +86,28 @@ def _optional_folder(name: str, value: str, cwd: Path) -> Path | None:
     return _folder(name, value, cwd) if value else None
 
 
+def _optional_path(name: str, value: str, cwd: Path) -> Path | None:
+    return _path(name, value, cwd) if value else None
+
+
 def _versions(name: str, value: str, cwd: Path) -> int:
     if not value.isdigit() or int(value) < 1:
         raise ConfigurationError(f"{name} must be a positive number of versions to keep, got {value!r}")
     return int(value)
 
 
-def _setting(env: str, default: str, parse: Callable[[str, str, Path], Any] = _text, required: bool = False) -> Any:
+def _setting(
+    env: str,
+    default: str,
+    parse: Callable[[str, str, Path], Any] = _text,
+    required: bool = False,
+    repr: bool = True,  # False for a secret: never in a printed Settings
+) -> Any:
     """A Settings field read from `env` (README, Configuration); optional fields default to the parsed default."""
     metadata = {"setting": Setting(env, default, parse)}
     if required:
-        return field(metadata=metadata)
-    return field(default_factory=lambda: parse(env, default, Path.cwd()), metadata=metadata)
+        return field(metadata=metadata, repr=repr)
+    return field(default_factory=lambda: parse(env, default, Path.cwd()), metadata=metadata, repr=repr)
 
 
 @dataclass(frozen=True)
@@ -122,6 +132,10 @@ class Settings:
     published_dir: Path = _setting("FEATURE_STORE_PUBLISHED_DIR", "", _optional_folder)
     # store versions kept for restore and pinned reads; older versions' files are vacuumed
     keep_versions: int = _setting("FEATURE_STORE_KEEP_VERSIONS", "12", _versions)
+    # the HTTP API's key (docs/serving.md, Keys): required for POST /extract always, for reads when set;
+    # FEATURE_STORE_API_KEY_FILE names a file holding it instead (a secret mounted as a file)
+    api_key: str = _setting("FEATURE_STORE_API_KEY", "", repr=False)
+    api_key_file: Path | None = _setting("FEATURE_STORE_API_KEY_FILE", "", _optional_path)
 
     def __post_init__(self) -> None:
         if self.published_dir is None:
@@ -136,6 +150,22 @@ class Settings:
         env = os.environ if env is None else env
         cwd = Path.cwd() if cwd is None else cwd
         return cls(**{f.name: setting_from_env(f.name, env, cwd) for f in fields(cls)})
+
+    def resolved_api_key(self) -> str | None:
+        """The API key: FEATURE_STORE_API_KEY, else the first line of FEATURE_STORE_API_KEY_FILE; None when neither."""
+        if self.api_key:
+            return self.api_key
+        if self.api_key_file is None:
+            return None
+        try:
+            key = self.api_key_file.read_text().strip()
+        except OSError as error:
+            raise ConfigurationError(
+                f"FEATURE_STORE_API_KEY_FILE={self.api_key_file} cannot be read: {error.strerror}"
+            ) from None
+        if not key:
+            raise ConfigurationError(f"FEATURE_STORE_API_KEY_FILE={self.api_key_file} is empty: write the key in it")
+        return key
 
     @property
     def on_spark(self) -> bool:
@@ -177,7 +207,7 @@ class Settings:
         return {
             f.metadata["setting"].env: str(getattr(self, f.name))
             for f in fields(self)
-            if f.name not in derived or getattr(self, f.name) != derived[f.name]
+            if (f.name not in derived or getattr(self, f.name) != derived[f.name]) and getattr(self, f.name) is not None
         }
 
 

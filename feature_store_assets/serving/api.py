@@ -1,6 +1,9 @@
-"""The HTTP API under /api/v1/features: discovery, online inference, point-in-time training rows, health.
+"""The HTTP API under /api/v1/features: discovery, inference, training, extract, health; /metrics and /docs.
 
-Read-only: it serves the published analytics file. Online lookups come from the
+The four-endpoint contract (`serving/contract.py`) and the richer bodies share each path, told apart
+strictly by their fields. Reads serve the published analytics file; `POST /extract` starts a run
+(`serving/extract.py`). Keys, the body size limit and short errors: `serving/guard.py`; metrics:
+`serving/metrics.py`. Online lookups come from the
 in-memory OnlineStore, which a background thread refreshes when a new file is
 published; training rows run the same point-in-time join as
 `get_training_features`, so a model sees the same values in training and inference.
@@ -14,17 +17,45 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import pandas as pd
-from fastapi import APIRouter, FastAPI, Query, Request
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Discriminator, Field, Tag, field_validator
 
-from feature_store_assets.core.months import add_months
+from feature_store_assets.core.months import add_months, format_month, parse_month
 from feature_store_assets.core.settings import Settings
 from feature_store_assets.defs.checks.freshness import FRESH, current_freshness
-from feature_store_assets.serving.online import OnlineStore
+from feature_store_assets.serving.contract import (
+    ENTITY_TYPES,
+    MAX_INFERENCE_IDS,
+    MAX_TRAINING_ROWS,
+    ClientId,
+    ContractExtractResponse,
+    ContractInference,
+    ContractResult,
+    ContractTraining,
+    ContractTrainingResponse,
+    FeatureNames,
+    StrictBody,
+    contract_results,
+    missing_reason,
+)
+from feature_store_assets.serving.extract import Extractor, ExtractRefused, month_to_extract
+from feature_store_assets.serving.guard import (
+    BodyLimit,
+    KeyRefused,
+    check_key,
+    key_refused_response,
+    presented_key,
+    validation_error,
+)
+from feature_store_assets.serving.metrics import ServiceMetrics, metrics_middleware
+from feature_store_assets.serving.online import OnlineSnapshot, OnlineStore
 from feature_store_assets.serving.published import (
     ENTITY,
     SNAPSHOT_COLUMN,
@@ -35,25 +66,24 @@ from feature_store_assets.serving.published import (
 from feature_store_assets.serving.training import EVENT_TIMESTAMP, VERSION_ATTR, get_training_features
 
 PREFIX = "/api/v1/features"
-MAX_INFERENCE_IDS = 10_000
-MAX_TRAINING_ROWS = 100_000  # larger training sets: the Python API or `feature-store training`
-NO_SNAPSHOT = "no feature snapshot ended at or before event_timestamp"
+DOCS_ASSETS = f"{PREFIX}/docs-assets"
 
 Value = float | int | str | None
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")  # a misspelt field is an error, not silently ignored
+class InferenceRequest(StrictBody):
+    """Many clients, many features: the latest snapshot of each."""
 
-
-class InferenceRequest(Strict):
-    client_ids: list[int] = Field(min_length=1, max_length=MAX_INFERENCE_IDS, description="clients to look up")
-    features: list[str] | None = Field(None, min_length=1, description="feature names; all when omitted")
+    client_ids: list[ClientId] = Field(
+        min_length=1, max_length=MAX_INFERENCE_IDS, description=f"clients to look up (at most {MAX_INFERENCE_IDS:,})"
+    )
+    features: FeatureNames
 
 
 class EntityFeatures(BaseModel):
     client_id: int
     success: bool
+    reason: str | None = Field(None, description="why success is false: unknown_entity")
     feature_month: date | None = Field(None, description="the snapshot served: features as of the end of this month")
     computed_at: datetime | None = Field(None, description="when the pipeline materialized that month")
     features: dict[str, Value] | None = None
@@ -66,8 +96,8 @@ class InferenceResponse(BaseModel):
     results: list[EntityFeatures]
 
 
-class TrainingRow(Strict):
-    client_id: int
+class TrainingRow(StrictBody):
+    client_id: ClientId
     event_timestamp: datetime = Field(description="naive, like the store's events: the label's time")
 
     @field_validator("event_timestamp")
@@ -78,17 +108,49 @@ class TrainingRow(Strict):
         return value
 
 
-class TrainingRequest(Strict):
-    rows: list[TrainingRow] = Field(min_length=1, max_length=MAX_TRAINING_ROWS)
-    features: list[str] | None = Field(None, min_length=1, description="feature names; all when omitted")
-    max_age_months: int | None = Field(None, ge=0, description="drop snapshots older than this (0 = freshest only)")
-    version: int | None = Field(None, ge=1, description="the store version to read; the current one when omitted")
+class TrainingRequest(StrictBody):
+    """Point-in-time rows: each (client_id, event_timestamp) gets the latest snapshot ended before it."""
+
+    rows: list[TrainingRow] = Field(
+        min_length=1, max_length=MAX_TRAINING_ROWS, description=f"at most {MAX_TRAINING_ROWS:,} rows"
+    )
+    features: FeatureNames
+    max_age_months: int | None = Field(
+        None, strict=True, ge=0, le=1200, description="drop snapshots older than this (0 = freshest only)"
+    )
+    version: int | None = Field(
+        None, strict=True, ge=1, le=2**31, description="the store version to read; the current one when omitted"
+    )
+
+
+def _has(field: str):
+    return lambda body: field if isinstance(body, dict) and field in body else "contract"
+
+
+# One path, two shapes, told apart by one field: `client_ids` (or `rows`) is the richer body, else the contract's.
+InferenceBody = Annotated[
+    Annotated[InferenceRequest, Tag("client_ids")] | Annotated[ContractInference, Tag("contract")],
+    Discriminator(_has("client_ids")),
+]
+TrainingBody = Annotated[
+    Annotated[TrainingRequest, Tag("rows")] | Annotated[ContractTraining, Tag("contract")],
+    Discriminator(_has("rows")),
+]
+
+
+class ExtractRequest(StrictBody):
+    month: str | None = Field(
+        None, pattern=r"^\d{4}-\d{2}$", description="YYYY-MM; default: the latest month the landing zone holds whole"
+    )
 
 
 class TrainingFeatures(BaseModel):
     client_id: int
     event_timestamp: datetime
     success: bool
+    reason: str | None = Field(
+        None, description="why success is false: unknown_entity, not_eligible, no_snapshot_yet or too_old"
+    )
     feature_month: date | None = None
     features: dict[str, Value] | None = None
     message: str | None = None
@@ -100,7 +162,10 @@ class TrainingResponse(BaseModel):
 
 
 class CatalogEntry(BaseModel):
+    feature_type: str = Field(description="what /inference and /training take as feature_type: the name")
     name: str
+    entity_type: str = Field(description="client_id (clinic_id is not served yet)")
+    created_at: datetime | None = Field(description="when the feature's first month was materialized (the ledger)")
     description: str
     data_type: str
     entity: str
@@ -117,11 +182,6 @@ class CatalogEntry(BaseModel):
     latest_null_rate: float | None
 
 
-class DiscoveryResponse(BaseModel):
-    count: int
-    features: list[CatalogEntry]
-
-
 class FreshnessState(BaseModel):
     state: str = Field(
         description="fresh, source_late (the landing zone is late), overdue (the store is late) or unpublished"
@@ -130,7 +190,7 @@ class FreshnessState(BaseModel):
 
 
 class Health(BaseModel):
-    status: str = Field(description="ok when fresh; degraded when the served data is behind the month due; unavailable")
+    status: str = Field(description="ok when fresh; stale (with a message) when the served data is behind; unavailable")
     freshness: FreshnessState | None = None
     latest_feature_month: date | None = None
     age_days: int | None = Field(None, description="days since the end (E) of the latest month served")
@@ -139,7 +199,7 @@ class Health(BaseModel):
     loaded_at: datetime | None = None
     clients: int | None = None
     features: int | None = None
-    message: str | None = None
+    message: str | None = Field(None, description="why stale, or the last refresh's error")
 
 
 def _json_default(value: Any) -> str:
@@ -169,8 +229,11 @@ def _column_values(column: pd.Series) -> list[Any]:
     return column.astype(object).where(column.notna(), None).tolist()
 
 
-def training_rows(request: TrainingRequest, analytics: Path) -> tuple[int | None, list[dict[str, Any]]]:
-    """The store version read and one answer per requested row, in request order."""
+def training_rows(
+    request: TrainingRequest, analytics: Path, snapshot: OnlineSnapshot | None = None
+) -> tuple[int | None, list[dict[str, Any]]]:
+    """The store version read and one answer per requested row, in request order; a row without a snapshot
+    says why (`contract.missing_reason`, judged against the served snapshot's clients and months)."""
     entities = pd.DataFrame(
         {
             ENTITY: pd.array([row.client_id for row in request.rows], dtype="int64"),
@@ -183,14 +246,16 @@ def training_rows(request: TrainingRequest, analytics: Path) -> tuple[int | None
     names = [c for c in found.columns if c not in (ENTITY, EVENT_TIMESTAMP, SNAPSHOT_COLUMN)]
     months = _column_values(found[SNAPSHOT_COLUMN])
     values = [_column_values(found[name]) for name in names]
-    message = NO_SNAPSHOT + (
-        "" if request.max_age_months is None else f" within max_age_months={request.max_age_months}"
-    )
+    known = snapshot.index if snapshot is not None else None
+    first_month = min(snapshot.ledger, default=snapshot.latest_month) if snapshot is not None else None
     rows = []
     for i, row in enumerate(request.rows):
         base = {ENTITY: row.client_id, EVENT_TIMESTAMP: row.event_timestamp}
         if months[i] is None:
-            rows.append({**base, "success": False, "message": message})
+            reason, message = missing_reason(
+                known is None or row.client_id in known, row.event_timestamp, first_month, request.max_age_months
+            )
+            rows.append({**base, "success": False, "reason": reason, "message": message})
         else:
             features = {name: column[i] for name, column in zip(names, values)}
             rows.append({**base, "success": True, SNAPSHOT_COLUMN: months[i], "features": features})
@@ -211,7 +276,7 @@ def health_report(store: OnlineStore, raw_dir: Path, now: datetime) -> tuple[int
     latest = snapshot.latest_month
     fresh = current_freshness(latest, raw_dir, now)
     return 200, {
-        "status": "ok" if fresh.passed else "degraded",
+        "status": "ok" if fresh.passed else "stale",
         "freshness": {"state": fresh.state, "message": fresh.description},
         "latest_feature_month": latest,
         "age_days": (now.date() - add_months(latest, 1)).days if latest else None,
@@ -220,45 +285,140 @@ def health_report(store: OnlineStore, raw_dir: Path, now: datetime) -> tuple[int
         "loaded_at": snapshot.loaded_at,
         "clients": snapshot.clients,
         "features": len(snapshot.catalog),
-        "message": store.last_error,
+        "message": store.last_error or (None if fresh.passed else fresh.description),
     }
 
 
-def build_router(store: OnlineStore, raw_dir: Path) -> APIRouter:
+def catalog_entry(snapshot: OnlineSnapshot, feature) -> dict[str, Any]:
+    """A catalog entry in the contract's fields (feature_type, name, entity_type, created_at) and the catalog's."""
+    entry = feature.as_dict()
+    first = feature.first_month
+    return {
+        "feature_type": feature.name,
+        "name": feature.name,
+        "entity_type": entry.pop("entity"),
+        "created_at": snapshot.ledger.get(first) if first else None,
+        **entry,
+    }
+
+
+def build_router(store: OnlineStore, raw_dir: Path, metrics: ServiceMetrics, extractor: Extractor, keys) -> APIRouter:
     router = APIRouter(prefix=PREFIX, tags=["features"])
+    read = [Depends(keys.read)]
 
-    @router.get("/discovery", response_model=DiscoveryResponse, summary="The feature catalog, optionally filtered")
+    @router.get(
+        "/discovery",
+        response_model=list[CatalogEntry],
+        dependencies=read,
+        summary="The feature catalog: a list of entries, optionally filtered",
+        description="Each entry has the contract's fields (feature_type, name, description, entity_type, data_type, "
+        "created_at) and the catalog's (window, lineage, owner, tags, leakage, availability). Only entity_type "
+        f"{', '.join(ENTITY_TYPES)} is served; clinic_id is not yet.",
+    )
     async def discovery(
-        q: str | None = Query(None, description="text in the name or description"),
-        tag: str | None = Query(None, description="an exact tag, e.g. revenue"),
-        source_table: str | None = Query(None, description="a landing-zone table or table.column"),
+        q: str | None = Query(None, max_length=200, description="text in the name or description"),
+        tag: str | None = Query(None, max_length=200, description="an exact tag, e.g. revenue"),
+        source_table: str | None = Query(None, max_length=200, description="a landing-zone table or table.column"),
     ):
-        found = store.catalog.search(text=q, tag=tag, source_table=source_table)
-        return ServingJSONResponse({"count": len(found), "features": [f.as_dict() for f in found]})
+        snapshot = store.snapshot
+        found = snapshot.catalog.search(text=q, tag=tag, source_table=source_table)
+        return ServingJSONResponse([catalog_entry(snapshot, f) for f in found])
 
-    @router.get("/discovery/{name}", response_model=CatalogEntry, summary="One feature's catalog entry")
+    @router.get("/discovery/{name}", response_model=CatalogEntry, dependencies=read, summary="One feature's entry")
     async def feature(name: str):
+        snapshot = store.snapshot
         try:
-            return ServingJSONResponse(store.catalog.get(name).as_dict())
+            return ServingJSONResponse(catalog_entry(snapshot, snapshot.catalog.get(name)))
         except UnknownFeatures as error:
             return ServingJSONResponse(
-                status_code=404, content={"detail": {"message": f"no feature {name!r}", "valid_features": error.valid}}
+                status_code=404,
+                content={"detail": {"message": f"no feature {name[:200]!r}", "valid_features": error.valid}},
             )
 
-    @router.post("/inference", response_model=InferenceResponse, summary="Latest features of one or many clients")
-    async def inference(request: InferenceRequest):
+    @router.post(
+        "/inference",
+        response_model=ContractResult | InferenceResponse,
+        dependencies=read,
+        summary="Latest features: one (the contract's body) or many clients and features",
+        description='Two bodies: the contract\'s `{"feature_type": "tenure_days", "entity_id": "123"}` answers '
+        '`{feature_type, entity_id, feature_value, computed_at, success}`; `{"client_ids": [...], "features": '
+        "[...]}` answers every feature of every client. A body with `client_ids` is the second, any other the first.",
+    )
+    async def inference(request: Annotated[InferenceBody, Body()]):
         snapshot = store.snapshot
+        if isinstance(request, ContractInference):
+            (result,) = contract_results(snapshot, [request])
+            metrics.lookups_done(
+                int(result["success"]), int(not result["success"] and result["reason"] != "unknown_feature")
+            )
+            return ServingJSONResponse(result)
         plan = snapshot.plan(request.features)
         results = [snapshot.entity(client_id, plan) for client_id in request.client_ids]
+        hits = sum(r["success"] for r in results)
+        metrics.lookups_done(hits, len(results) - hits)
+        for r in results:
+            if not r["success"]:
+                r["reason"] = "unknown_entity"
         return ServingJSONResponse(
             {"published_at": snapshot.published_at, "latest_feature_month": snapshot.latest_month, "results": results}
         )
 
-    @router.post("/training", response_model=TrainingResponse, summary="Point-in-time features for labelled rows")
-    async def training(request: TrainingRequest):
+    @router.post(
+        "/training",
+        response_model=ContractTrainingResponse | TrainingResponse,
+        dependencies=read,
+        summary="A batch of (feature, entity) items, or point-in-time features for labelled rows",
+        description='Two bodies: the contract\'s `{"features": [{"feature_type", "entity_id"}, ...]}` answers '
+        "`{results, total_requested, total_successful}` with the latest values, each item on its own (a failed item "
+        'has success false and a reason); `{"rows": [{"client_id", "event_timestamp"}], ...}` answers each row with '
+        "the snapshot ended before its event_timestamp. A body with `rows` is the second, any other the first.",
+    )
+    async def training(request: Annotated[TrainingBody, Body()]):
+        if isinstance(request, ContractTraining):
+            results = contract_results(store.snapshot, request.features)
+            successful = sum(r["success"] for r in results)
+            return ServingJSONResponse(
+                {"results": results, "total_requested": len(results), "total_successful": successful}
+            )
+        snapshot = store._snapshot
         # DuckDB work can take a while: off the event loop, so lookups keep flowing.
-        version, rows = await asyncio.to_thread(training_rows, request, store.analytics)
+        version, rows = await asyncio.to_thread(training_rows, request, store.analytics, snapshot)
         return ServingJSONResponse({"feature_store_version": version, "rows": rows})
+
+    @router.post(
+        "/extract",
+        response_model=ContractExtractResponse,
+        status_code=202,
+        dependencies=[Depends(keys.write)],
+        summary="Start the monthly job for a month (the latest complete one by default); poll the run id",
+        description="Always needs the API key. Starts `feature-store materialize` for the month in its own process, "
+        "on the Dagster instance the UI shows, and answers 202 with the run id at once; `GET /extract/{run_id}` "
+        "answers the counts per feature when it succeeded. 409 while any run holds the warehouse.",
+    )
+    async def extract(request: Annotated[ExtractRequest | None, Body()] = None):
+        requested = parse_month(request.month) if request and request.month else None
+        month = month_to_extract(requested, raw_dir, datetime.now(UTC).date())
+        run = await asyncio.to_thread(extractor.start, month)
+        report = extractor.report(run.run_id) or {}
+        report["message"] = (
+            f"extraction of {format_month(month)} started: run {run.run_id}; poll GET {PREFIX}/extract/{run.run_id}"
+        )
+        return ServingJSONResponse(status_code=202, content=report)
+
+    @router.get(
+        "/extract/{run_id}",
+        response_model=ContractExtractResponse,
+        dependencies=[Depends(keys.write)],
+        summary="An extraction's status, and its counts once it succeeded",
+    )
+    async def extraction(run_id: str):
+        report = await asyncio.to_thread(extractor.report, run_id)
+        if report is None:
+            return ServingJSONResponse(
+                status_code=404,
+                content={"detail": {"message": f"no extraction {run_id[:64]!r} started by this server"}},
+            )
+        return ServingJSONResponse(report)
 
     @router.get("/health", response_model=Health, summary="The latest month served, its age and whether it is on time")
     async def health():
@@ -269,13 +429,46 @@ def build_router(store: OnlineStore, raw_dir: Path) -> APIRouter:
     return router
 
 
-def create_app(analytics: Path, refresh_interval: float = 1.0, raw_dir: Path | None = None) -> FastAPI:
+class Keys:
+    """The API key dependencies: `read` (when a key is configured) and `write` (always)."""
+
+    def __init__(self, key: str | None):
+        self.key = key
+
+    def read(self, request: Request) -> None:
+        check_key(self.key, presented_key(request.headers), always=False, what=f"{request.method} {request.url.path}")
+
+    def write(self, request: Request) -> None:
+        check_key(self.key, presented_key(request.headers), always=True, what=f"{request.method} {request.url.path}")
+
+
+def docs_page(title: str) -> HTMLResponse:
+    """Swagger UI from the files swagger-ui-bundle installs (served under DOCS_ASSETS): no CDN."""
+    return get_swagger_ui_html(
+        openapi_url=f"{PREFIX}/openapi.json",
+        title=title,
+        swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+        swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+        swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png",
+    )
+
+
+def create_app(
+    analytics: Path, refresh_interval: float = 1.0, raw_dir: Path | None = None, settings: Settings | None = None
+) -> FastAPI:
     """The API over the analytics file; it loads on startup and re-checks the file every refresh_interval s.
 
-    `/health` judges freshness against the landing zone `raw_dir` (default: FEATURE_STORE_RAW_DIR's).
+    `/health` judges freshness against the landing zone `raw_dir` (default: FEATURE_STORE_RAW_DIR's);
+    `settings` (default: the environment's) give the API key and the warehouse `/extract` runs on.
     """
+    import swagger_ui_bundle
+
+    settings = settings or Settings.from_env()
     store = OnlineStore(analytics, load=False)
-    raw_dir = raw_dir or Settings.from_env().raw_dir
+    raw_dir = raw_dir or settings.raw_dir
+    metrics = ServiceMetrics(store)
+    keys = Keys(settings.resolved_api_key())
+    extractor = Extractor(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -287,13 +480,34 @@ def create_app(analytics: Path, refresh_interval: float = 1.0, raw_dir: Path | N
     app = FastAPI(
         title="Client feature store",
         version="1",
-        description="Discovery, online inference and point-in-time training rows over the published client features.",
+        description=API_DESCRIPTION,
         lifespan=lifespan,
         openapi_url=f"{PREFIX}/openapi.json",
-        docs_url=f"{PREFIX}/docs",
+        docs_url=None,
         redoc_url=None,
     )
     app.state.store = store
+    app.state.metrics = metrics
+    app.mount(DOCS_ASSETS, StaticFiles(directory=str(swagger_ui_bundle.swagger_ui_path)), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    @app.get(f"{PREFIX}/docs", include_in_schema=False)
+    async def docs():
+        return docs_page(app.title)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus():
+        return metrics.response()
+
+    app.add_exception_handler(RequestValidationError, validation_error)
+
+    @app.exception_handler(KeyRefused)
+    async def key_refused(request: Request, error: KeyRefused):
+        return key_refused_response(error)
+
+    @app.exception_handler(ExtractRefused)
+    async def extract_refused(request: Request, error: ExtractRefused):
+        return ServingJSONResponse(status_code=error.status, content={"detail": {"message": error.message}})
 
     @app.exception_handler(UnknownFeatures)
     async def unknown_features(request: Request, error: UnknownFeatures):
@@ -307,5 +521,25 @@ def create_app(analytics: Path, refresh_interval: float = 1.0, raw_dir: Path | N
     async def bad_request(request: Request, error: ServingError):
         return ServingJSONResponse(status_code=400, content={"detail": {"message": str(error)}})
 
-    app.include_router(build_router(store, raw_dir))
+    app.include_router(build_router(store, raw_dir, metrics, extractor, keys))
+    app.add_middleware(BodyLimit)
+    app.middleware("http")(metrics_middleware(metrics))  # outermost: counts the 413s too
     return app
+
+
+API_DESCRIPTION = f"""Discovery, inference, training and extraction over the published client features.
+
+**Two request shapes on each path.** The feature-store contract's bodies
+(`{{"feature_type", "entity_id": "123"}}`, `{{"features": [{{"feature_type", "entity_id"}}]}}`) and the richer ones
+(`client_ids`, point-in-time `rows`) are accepted on the same paths and told apart by one field: `client_ids`
+(for /inference) or `rows` (for /training) makes the richer body, any other body is the contract's. Both are strict:
+an unknown field, a boolean or string where an integer id is documented, an id beyond int64 is a 422 whose `loc`
+names the shape (`contract`, `client_ids`, `rows`) and the field; errors never repeat the input.
+
+**Limits.** Bodies over 8 MiB: 413, before parsing. At most {MAX_INFERENCE_IDS:,} client_ids, {MAX_TRAINING_ROWS:,}
+training rows, 10,000 contract items and 256 feature names per request.
+
+**Keys.** With FEATURE_STORE_API_KEY (or _FILE) set, every endpoint but /health, /metrics and the docs needs it
+(`X-API-Key: KEY` or `Authorization: Bearer KEY`); /extract needs it always. Missing: 401; wrong: 403.
+
+Only `entity_type` client_id is served; clinic_id is not yet."""

@@ -41,7 +41,9 @@ UNKNOWN_CLIENT = "unknown client: no published feature snapshot"
 _TEXT_TYPES = ("VARCHAR",)
 _INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "HUGEINT")
 _NUMBERS = "__numbers"
-_PLAN_CACHE_LIMIT = 1024  # feature lists come from requests: bound what they may cache
+# Feature lists come from requests: the cache is keyed on the validated, de-duplicated names (at most one
+# entry per ordered subset of the catalog's features, each no longer than the catalog), and holds this many.
+_PLAN_CACHE_LIMIT = 1024
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,7 @@ class OnlineSnapshot:
     slots: dict[str, _Slot]
     loaded_at: datetime
     load_seconds: float
+    ledger: dict[date, datetime] = field(default_factory=dict)  # every materialized month's computed_at
     _plans: dict[tuple[str, ...] | None, list[_Slot]] = field(default_factory=dict, repr=False)
 
     @property
@@ -81,11 +84,15 @@ class OnlineSnapshot:
         return len(self.index)
 
     def plan(self, features: Sequence[str] | None) -> list[_Slot]:
-        """Where each requested feature lives; unknown names raise UnknownFeatures listing the valid ones."""
-        key = None if features is None else tuple(features)
+        """Where each requested feature lives; unknown names raise UnknownFeatures listing the valid ones.
+
+        Cached on the canonical list (known names only, duplicates dropped, request order kept), so what
+        the cache holds is bounded by the catalog whatever lists arrive: an unknown name is never cached.
+        """
+        key = None if features is None else tuple(dict.fromkeys(features))
         found = self._plans.get(key)
         if found is None:
-            found = [self.slots[name] for name in self.catalog.resolve(features)]
+            found = [self.slots[name] for name in self.catalog.resolve(key)]
             if len(self._plans) >= _PLAN_CACHE_LIMIT:
                 self._plans.clear()
             self._plans[key] = found
@@ -173,6 +180,7 @@ def load_snapshot(analytics: Path) -> OnlineSnapshot:
         slots=slots,
         loaded_at=datetime.now(UTC),
         load_seconds=time.perf_counter() - began,
+        ledger=computed_at,
     )
 
 
@@ -192,6 +200,7 @@ class OnlineStore:
         self.analytics = Path(analytics)
         self._snapshot: OnlineSnapshot | None = None
         self.last_error: str | None = None
+        self.reloads = 0  # snapshots loaded since start (the metrics' reload count)
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
         if load:
@@ -212,6 +221,7 @@ class OnlineStore:
         """Load the published file now and serve it."""
         self._snapshot = load_snapshot(self.analytics)
         self.last_error = None
+        self.reloads += 1
         return self._snapshot
 
     def refresh_if_changed(self) -> bool:
