@@ -14,7 +14,9 @@ import pytest
 
 import feature_store_assets.defs.dbt.assets
 import feature_store_assets.defs.publish.analytics
+import feature_store_assets.store.publishing
 from feature_store_assets.cli.main import main
+from feature_store_assets.store import list_versions, rebuild_analytics
 from feature_store_assets_tests.conftest import configure
 from feature_store_assets_tests.support.operations import (
     digest,
@@ -51,10 +53,12 @@ def two_published_months(tmp_path_factory, small_landing_zone):
 
 @pytest.fixture
 def store(two_published_months, tmp_path, small_landing_zone, monkeypatch):
-    """A private copy of the two-month store (the landing zone is only read here)."""
-    for name in ("warehouse.duckdb", "analytics.duckdb"):
-        shutil.copy(two_published_months / name, tmp_path / name)
-    return configure(monkeypatch, tmp_path, small_landing_zone)
+    """A private copy of the two-month store (the landing zone is only read here), its analytics file over the copy."""
+    shutil.copy(two_published_months / "warehouse.duckdb", tmp_path / "warehouse.duckdb")
+    shutil.copytree(two_published_months / "published", tmp_path / "published")
+    found = configure(monkeypatch, tmp_path, small_landing_zone)
+    rebuild_analytics(found.settings.published_dir, found.settings.analytics)
+    return found
 
 
 def test_failures_after_dbt_wrote_or_while_publishing_leave_the_analytics_file_and_a_rerun_recovers(store, monkeypatch):
@@ -78,12 +82,14 @@ def test_failures_after_dbt_wrote_or_while_publishing_leave_the_analytics_file_a
             raise OSError("injected: the disk fails at the swap")
         return real_replace(src, dst, *args, **kwargs)
 
+    versions = list_versions(store.settings.published_dir)
     with monkeypatch.context() as patch:  # the warehouse now has March: publishing it fails at the swap
-        patch.setattr(feature_store_assets.defs.publish.analytics.os, "replace", swap_fails)
+        patch.setattr(feature_store_assets.store.publishing.os, "replace", swap_fails)
         with pytest.raises(OSError, match="injected"):
             feature_store_assets.defs.publish.analytics.publish_analytics(store.settings.warehouse, analytics)
     assert digest(analytics) == before
     assert not list(analytics.parent.glob(".*.publishing"))  # the half-written copy is gone
+    assert list_versions(store.settings.published_dir) == versions  # and its version is not listed
 
     assert materialize("2023-03", "2023-03") == 0
     assert_recovered(store, ["2023-01", "2023-02", "2023-03"])

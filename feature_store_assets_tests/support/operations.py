@@ -28,7 +28,10 @@ def duplicate_keys(path: Path) -> dict[str, int]:
     """Keys found more than once, per table of TABLE_KEYS present in the file (all zeros when clean)."""
     found = {}
     with duckdb.connect(str(path), read_only=True) as con:
-        tables = {f"{s}.{t}" for s, t in con.execute("select schema_name, table_name from duckdb_tables()").fetchall()}
+        tables = {  # tables (the warehouse) and views (the analytics file, over the published store)
+            f"{s}.{t}"
+            for s, t in con.execute("select table_schema, table_name from information_schema.tables").fetchall()
+        }
         for table, key in TABLE_KEYS.items():
             if table in tables:
                 columns = ", ".join(key)
