@@ -247,7 +247,8 @@ def test_metrics_count_what_was_sent(base, clients):
 
     def value(text: str, name: str, **labels) -> float:
         wanted = ",".join(f'{k}="{v}"' for k, v in labels.items())
-        match = re.search(rf"^{name}\{{{re.escape(wanted)}\}} (\S+)$", text, re.M)
+        selector = re.escape(f"{{{wanted}}}") if labels else ""
+        match = re.search(rf"^{name}{selector} (\S+)$", text, re.M)
         return float(match.group(1)) if match else 0.0
 
     before = scrape()
