@@ -19,7 +19,7 @@ import duckdb
 
 from feature_store_assets.core.months import add_months, describe_months, format_month, month_range, parse_month
 from feature_store_assets.core.names import LEDGER
-from feature_store_assets.core.resources import WAREHOUSE_POOL, FeatureStoreResource
+from feature_store_assets.core.resources import WAREHOUSE_POOL, DuckDBFile, FeatureStoreResource
 from feature_store_assets.defs.checks import rules
 from feature_store_assets.defs.checks.acceptance import blocked_with_windows
 from feature_store_assets.defs.dbt.project import (
@@ -30,7 +30,7 @@ from feature_store_assets.defs.dbt.project import (
     relation_of,
 )
 from feature_store_assets.defs.landing_zone.validation import EVENT_TABLES, landed_rows
-from feature_store_assets.warehouse.connections import connect, quote, table_exists
+from feature_store_assets.warehouse.connections import quote, table_exists
 from feature_store_assets.warehouse.ledger import ACCEPTED, BUILT, FAILED, month_states, record_verdicts
 
 # Rows of a month the drift check compares: at this size, PSI's sampling noise over its quantile bins is about
@@ -550,7 +550,9 @@ def build_quality_checks() -> dg.AssetChecksDefinition:
     windowed = {m.name for m in models if m.layer in WINDOWED_LAYERS}
 
     @dg.multi_asset_check(specs=check_specs(models), name="quality_checks", can_subset=True, pool=WAREHOUSE_POOL)
-    def quality_checks(context: dg.AssetCheckExecutionContext, feature_store: FeatureStoreResource):
+    def quality_checks(
+        context: dg.AssetCheckExecutionContext, feature_store: FeatureStoreResource, warehouse: DuckDBFile
+    ):
         window = context.op_execution_context.partition_time_window
         run_months = month_range(window.start.date(), add_months(window.end.date(), -1))
         selected = {(key.asset_key, key.name) for key in context.selected_asset_check_keys}
@@ -562,7 +564,7 @@ def build_quality_checks() -> dg.AssetChecksDefinition:
         not_built = {m: s.reason or "not built" for m, s in states.items() if s.status == FAILED and m in run_months}
         months = [m for m in run_months if m not in not_built]
         judgement = Judgement(settings.quality_mode)
-        with connect(settings.warehouse, read_only=True) as con:
+        with warehouse.connect(read_only=True) as con:
             if not table_exists(con, LEDGER):
                 raise dg.Failure("No month has been materialized yet: run the monthly job first.")
             present = [m for m in models if m.key in checked_keys and table_exists(con, m.relation)]
