@@ -86,10 +86,6 @@ def _optional_folder(name: str, value: str, cwd: Path) -> Path | None:
     return _folder(name, value, cwd) if value else None
 
 
-def _optional_path(name: str, value: str, cwd: Path) -> Path | None:
-    return _path(name, value, cwd) if value else None
-
-
 def _versions(name: str, value: str, cwd: Path) -> int:
     if not value.isdigit() or int(value) < 1:
         raise ConfigurationError(f"{name} must be a positive number of versions to keep, got {value!r}")
@@ -135,7 +131,7 @@ class Settings:
     # the HTTP API's key (docs/serving.md, Keys): required for POST /extract always, for reads when set;
     # FEATURE_STORE_API_KEY_FILE names a file holding it instead (a secret mounted as a file)
     api_key: str = _setting("FEATURE_STORE_API_KEY", "", repr=False)
-    api_key_file: Path | None = _setting("FEATURE_STORE_API_KEY_FILE", "", _optional_path)
+    api_key_file: str = _setting("FEATURE_STORE_API_KEY_FILE", "")  # a path; "" when unset
 
     def __post_init__(self) -> None:
         if self.published_dir is None:
@@ -155,10 +151,10 @@ class Settings:
         """The API key: FEATURE_STORE_API_KEY, else the first line of FEATURE_STORE_API_KEY_FILE; None when neither."""
         if self.api_key:
             return self.api_key
-        if self.api_key_file is None:
+        if not self.api_key_file:
             return None
         try:
-            key = self.api_key_file.read_text().strip()
+            key = Path(self.api_key_file).read_text().strip()
         except OSError as error:
             raise ConfigurationError(
                 f"FEATURE_STORE_API_KEY_FILE={self.api_key_file} cannot be read: {error.strerror}"
