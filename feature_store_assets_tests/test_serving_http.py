@@ -104,7 +104,7 @@ def clients(store) -> list[int]:
 def test_health_reports_the_latest_month_its_age_and_that_a_landed_month_is_overdue(base, store, clients):
     # 2023-01..2023-03 are served; the landing zone also holds 2023-04, long past due: the store is late
     status, health = call(base, "GET", f"{API}/health")
-    assert status == 200 and health["status"] == "degraded" and health["stale"] is True
+    assert status == 200 and health["status"] == "stale" and health["stale"] is True
     assert health["freshness"]["state"] == "overdue"
     message = health["freshness"]["message"]
     assert message.startswith("overdue: the analytics file holds 2023-03, but 2023-04 has landed in ")
@@ -149,7 +149,7 @@ def test_health_says_the_source_is_late_when_the_landing_zone_has_nothing_newer(
     raw_dir = folder_names_only(tmp_path / "raw", ["2023-01", "2023-02", "2023-03"])
     with app_server(create_app(store.settings.analytics, raw_dir=raw_dir)) as url:
         status, health = call(url, "GET", f"{API}/health")
-    assert status == 200 and health["status"] == "degraded" and health["stale"] is True
+    assert status == 200 and health["status"] == "stale" and health["stale"] is True
     assert health["freshness"]["state"] == "source_late"
     message = health["freshness"]["message"]
     assert message.startswith(
@@ -161,10 +161,10 @@ def test_health_says_the_source_is_late_when_the_landing_zone_has_nothing_newer(
 
 def test_discovery_lists_and_filters_the_catalog(base, store):
     status, found = call(base, "GET", f"{API}/discovery")
-    assert status == 200 and found["count"] == 31
-    assert [f["name"] for f in found["features"]] == load_catalog(store.settings.analytics).names
+    assert status == 200 and len(found) == 31
+    assert [f["name"] for f in found] == load_catalog(store.settings.analytics).names
     status, web = call(base, "GET", f"{API}/discovery?tag=web&source_table=web_sessions.orders")
-    assert [f["name"] for f in web["features"]] == ["web_orders_3m", "web_conversion_rate_3m"]
+    assert [f["name"] for f in web] == ["web_orders_3m", "web_conversion_rate_3m"]
     status, one = call(base, "GET", f"{API}/discovery/hd_revenue_share_12m")
     assert (
         status == 200 and one["description"] == "hd_revenue_12m / total_revenue_12m; NULL when total_revenue_12m <= 0"
@@ -184,7 +184,7 @@ def test_inference_flags_each_entity(base, store, clients):
     assert status == 200
     assert body["latest_feature_month"] == "2023-03-01" and body["published_at"]
     first, unknown, second = body["results"]
-    assert unknown == {"client_id": -5, "success": False, "message": UNKNOWN_CLIENT}
+    assert unknown == {"client_id": -5, "success": False, "message": UNKNOWN_CLIENT, "reason": "unknown_entity"}
     expected = analytics_query(
         store.settings,
         f"select tenure_days, zip_code from features.client_features where client_id = {clients[0]} and feature_month = '2023-03-01'",
@@ -252,7 +252,7 @@ def test_training_rows_are_point_in_time_correct(base, store, clients):
     assert status == 200
     assert [r.get("feature_month") for r in body["rows"]] == ["2023-03-01", "2023-02-01", None, "2023-03-01"]
     assert [r["success"] for r in body["rows"]] == [True, True, False, True]
-    assert body["rows"][2]["message"].startswith("no feature snapshot")
+    assert body["rows"][2]["reason"] == "unknown_entity" and body["rows"][2]["message"] == UNKNOWN_CLIENT
     assert body["rows"][0]["event_timestamp"] == "2023-04-01T00:00:00"
     status, aged = call(
         base, "POST", f"{API}/training", {"rows": rows, "features": ["tenure_days"], "max_age_months": 1}
