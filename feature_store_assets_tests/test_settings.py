@@ -96,8 +96,11 @@ def test_every_setting_is_read_validated_and_handed_on_once(tmp_path):
     }
     settings = Settings.from_env(env, cwd=tmp_path)
     assert (settings.log_format, settings.duckdb_memory_limit, settings.max_rows_per_dbt_build) == ("json", "1GB", 7)
-    # as_env and the Dagster resource carry every field, and give the same settings back
-    assert len(settings.as_env()) == len(fields(Settings))
+    # as_env and the Dagster resource carry every field but the secret (the API key) and the store folder, whose
+    # default follows the analytics file, and give the same settings back
+    assert set(settings.as_env()) == {
+        f.metadata["setting"].env for f in fields(Settings) if f.name not in ("api_key", "published_dir")
+    }
     assert Settings.from_env(settings.as_env(), cwd=tmp_path) == settings
     assert FeatureStoreResource.from_settings(settings).settings == settings
     for name, value, shown in (
@@ -107,3 +110,17 @@ def test_every_setting_is_read_validated_and_handed_on_once(tmp_path):
     ):
         with pytest.raises(ConfigurationError, match=f"{name} must .* got {shown}"):
             Settings.from_env({name: value}, cwd=tmp_path)
+
+
+def test_the_api_key_stays_out_of_dbts_environment_and_the_runs_config(tmp_path):
+    """The pipeline never needs the serving API key: it is not in as_env (dbt's environment) nor in the Dagster
+    resource's config (which the UI shows with every run)."""
+    from feature_store_assets.core.resources import FeatureStoreResource
+
+    settings = Settings.from_env({"FEATURE_STORE_API_KEY": "s3cret-key"}, cwd=tmp_path)
+    assert settings.resolved_api_key() == "s3cret-key"
+    assert "s3cret-key" not in repr(settings)
+    assert "s3cret-key" not in str(settings.as_env())
+    resource = FeatureStoreResource.from_settings(settings)
+    assert "s3cret-key" not in str(resource.model_dump())
+    assert resource.settings.warehouse == settings.warehouse

@@ -30,13 +30,13 @@ WAREHOUSE_POOL = "duckdb_warehouse"
 
 
 class _FeatureStoreResource(dg.ConfigurableResource):
-    """Every setting of settings.py (one string field per Settings field, same name), and the run lock."""
+    """Every setting of settings.py but the secrets (one string field per Settings field, same name), and the run lock."""
 
     _locked: bool = PrivateAttr(default=False)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> FeatureStoreResource:
-        return cls(**{name: str(getattr(settings, name)) for name in settings_fields()})
+        return cls(**{name: str(getattr(settings, name)) for name in settings_fields(secrets=False)})
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         from feature_store_assets.defs.checks.freshness import FRESHNESS_JOB
@@ -62,7 +62,9 @@ class _FeatureStoreResource(dg.ConfigurableResource):
 
     @property
     def settings(self) -> Settings:
-        return Settings.from_env({setting.env: getattr(self, name) for name, setting in settings_fields().items()})
+        return Settings.from_env(
+            {setting.env: getattr(self, name) for name, setting in settings_fields(secrets=False).items()}
+        )
 
 
 # The fields follow Settings': a field Settings requires is required here too, the others default to "" (unset:
@@ -75,6 +77,7 @@ FeatureStoreResource = pydantic.create_model(
     **{
         f.name: (str, ...) if f.default is MISSING and f.default_factory is MISSING else (str, "")
         for f in fields(Settings)
+        if f.repr  # no secret (the API key) in a run's config, which the Dagster UI shows
     },
 )
 

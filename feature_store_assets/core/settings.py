@@ -203,13 +203,16 @@ class Settings:
         return {
             f.metadata["setting"].env: str(getattr(self, f.name))
             for f in fields(self)
-            if (f.name not in derived or getattr(self, f.name) != derived[f.name]) and getattr(self, f.name) is not None
+            if f.repr  # never a secret: dbt's environment does not need the API key
+            and (f.name not in derived or getattr(self, f.name) != derived[f.name])
+            and getattr(self, f.name) is not None
         }
 
 
-def settings_fields() -> dict[str, Setting]:
-    """Settings' field names with how each is read, in order."""
-    return {f.name: f.metadata["setting"] for f in fields(Settings)}
+def settings_fields(secrets: bool = True) -> dict[str, Setting]:
+    """Settings' field names with how each is read, in order; `secrets=False` leaves out the secrets (the API
+    key): the pipeline never needs them, so they stay out of the dbt environment and of Dagster's run config."""
+    return {f.name: f.metadata["setting"] for f in fields(Settings) if secrets or f.repr}
 
 
 def setting_from_env(name: str, env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Any:
