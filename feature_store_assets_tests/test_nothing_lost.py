@@ -25,6 +25,7 @@ from feature_store_assets.cli.main import main
 from feature_store_assets.core.months import months_needed_by_features, parse_month
 from feature_store_assets.defs.dbt.project import dbt_project, load_manifest
 from feature_store_assets.defs.publish.analytics import PUBLISHED_SCHEMAS, STAGING_SUFFIX, monthly_tables
+from feature_store_assets.store import current_version, list_versions, rebuild_analytics
 from feature_store_assets.warehouse.connections import quote, table_exists
 from feature_store_assets.warehouse.ledger import ACCEPTED, BLOCKED, FAILED, month_states, months_to_publish
 from feature_store_assets_tests.support.operations import digest, kill, kill_in_dbt, months_of, wait_for
@@ -56,9 +57,11 @@ def january(tmp_path_factory, small_landing_zone) -> Path:
 
 @pytest.fixture
 def store(feature_store, january):
-    """The feature_store fixture (a private landing zone copy) starting from the published January."""
-    for name in ("warehouse.duckdb", "analytics.duckdb"):
-        shutil.copy(january / name, feature_store.root / name)
+    """The feature_store fixture (a private landing zone copy) starting from the published January (its store
+    copied, the analytics file rewritten over the copy)."""
+    shutil.copy(january / "warehouse.duckdb", feature_store.root / "warehouse.duckdb")
+    shutil.copytree(january / "published", feature_store.settings.published_dir)
+    rebuild_analytics(feature_store.settings.published_dir, feature_store.settings.analytics)
     return feature_store
 
 
@@ -158,6 +161,7 @@ def test_kill_during_publish_leaves_the_file_and_the_next_run_publishes_the_miss
     assert any(path.exists() for path in staging), "the publish finished before the kill: the test would prove nothing"
     assert digest(analytics) == published  # byte for byte
     assert months_to_publish(store.settings.warehouse) == [FEB]  # accepted, not published
+    assert current_version(store.settings.published_dir).version == 1  # the killed publish listed no version
 
     assert materialize("2023-03", "2023-03") == 0  # another month: February goes out with it
     assert list(months_of(analytics)) == ["2023-01", "2023-02", "2023-03"]
@@ -180,14 +184,17 @@ def small_disk(tmp_path):
 def test_disk_full_during_publish_leaves_the_file_and_the_next_run_publishes_once_space_is_freed(
     store, small_disk, monkeypatch, capfd
 ):
-    analytics = small_disk / "analytics.duckdb"
-    shutil.copy(store.settings.analytics, analytics)
+    analytics, published_dir = small_disk / "analytics.duckdb", small_disk / "published"
+    shutil.copytree(store.settings.published_dir, published_dir)  # the store beside it, as by default
+    rebuild_analytics(published_dir, analytics)
     monkeypatch.setenv("FEATURE_STORE_ANALYTICS", str(analytics))
     before, published = month_digests(analytics), digest(analytics)
+    versions = list_versions(published_dir)
     free = os.statvfs(small_disk)
     filler = small_disk / "filler"
-    # leave room for less than a copy of the file: the publish runs out of space while writing its new file
-    filler.write_bytes(b"\0" * (free.f_bavail * free.f_frsize - analytics.stat().st_size // 2))
+    # leave room for a quarter of the store: the publish (a month's partitions, the small tables) runs out of space
+    store_size = sum(path.stat().st_size for path in published_dir.rglob("*") if path.is_file())
+    filler.write_bytes(b"\0" * (free.f_bavail * free.f_frsize - store_size // 4))
 
     assert materialize("2023-02", "2023-02") == 1
     err = capfd.readouterr().err
@@ -195,6 +202,7 @@ def test_disk_full_during_publish_leaves_the_file_and_the_next_run_publishes_onc
     assert digest(analytics) == published
     assert not staging_files(analytics)  # the half-written copy is removed at once
     assert months_to_publish(store.settings.warehouse) == [FEB]
+    assert list_versions(published_dir) == versions  # no half version listed
 
     filler.unlink()
     assert materialize("2023-03", "2023-03") == 0
