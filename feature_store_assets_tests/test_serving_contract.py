@@ -14,9 +14,6 @@ import json
 import os
 import re
 import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -25,8 +22,7 @@ import psutil
 import pytest
 
 from feature_store_assets.operations.runs import acquire, release
-from feature_store_assets_tests.support.serving import analytics_query, published_store
-from feature_store_assets_tests.test_serving_http import free_port
+from feature_store_assets_tests.support.serving import analytics_query, march_clients, published_store, serving_process
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("serving_contract")]
 
@@ -59,35 +55,13 @@ def store(tmp_path_factory, small_landing_zone):
 
 @pytest.fixture(scope="module")
 def server(store) -> Iterator[tuple[str, psutil.Process]]:
-    port = free_port()
     key_file = store.root / "api.key"
     key_file.write_text(KEY + "\n")
     env = {**os.environ, **store.settings.as_env(), "FEATURE_STORE_API_KEY_FILE": str(key_file)}
     env.pop("FEATURE_STORE_API_KEY", None)
-    log = (store.root / "serve.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "feature_store_assets.cli.main", "serve", "--port", str(port), "--log-level", "warning"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if call(url, "GET", f"{API}/health", key=None)[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert process.poll() is None, (store.root / "serve.log").read_text()
-            assert time.monotonic() < deadline, "the server did not come up"
-            time.sleep(0.2)
-        yield url, psutil.Process(process.pid)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
+    healthy = lambda url: call(url, "GET", f"{API}/health", key=None)[0] == 200  # noqa: E731
+    with serving_process(store, env, healthy) as (url, pid):
+        yield url, psutil.Process(pid)
 
 
 @pytest.fixture(scope="module")
@@ -97,10 +71,7 @@ def base(server) -> str:
 
 @pytest.fixture(scope="module")
 def clients(store) -> list[int]:
-    march = analytics_query(
-        store.settings, "select client_id from features.client_features where feature_month = '2023-03-01' order by 1"
-    )
-    return march["client_id"].tolist()
+    return march_clients(store)
 
 
 def test_a_contract_client_lists_features_and_reads_them_online_and_in_a_batch(base, store, clients):

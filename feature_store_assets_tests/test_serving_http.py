@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -21,18 +18,18 @@ from feature_store_assets.core.months import month_folder, parse_month
 from feature_store_assets.defs.landing_zone.validation import EVENT_TABLES
 from feature_store_assets.serving.catalog import load_catalog
 from feature_store_assets.serving.online import UNKNOWN_CLIENT
-from feature_store_assets_tests.support.serving import analytics_query, published_store
+from feature_store_assets_tests.support.serving import (
+    analytics_query,
+    free_port,
+    march_clients,
+    published_store,
+    serving_process,
+)
 
 # one worker per module: its module-scoped materialization runs once
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("serving_http")]
 
 API = "/api/v1/features"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def call(base: str, method: str, path: str, body: object = None, raw: bytes | None = None) -> tuple[int, dict]:
@@ -54,51 +51,14 @@ def store(tmp_path_factory, small_landing_zone):
 
 @pytest.fixture(scope="module")
 def base(store) -> Iterator[str]:
-    port = free_port()
     env = {**os.environ, **store.settings.as_env()}
-    log = (store.root / "serve.log").open("w")
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "feature_store_assets.cli.main",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if call(url, "GET", f"{API}/health")[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert server.poll() is None, (store.root / "serve.log").read_text()
-            assert time.monotonic() < deadline, "the server did not come up"
-            time.sleep(0.2)
+    with serving_process(store, env, lambda url: call(url, "GET", f"{API}/health")[0] == 200) as (url, _):
         yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        log.close()
 
 
 @pytest.fixture(scope="module")
 def clients(store) -> list[int]:
-    march = analytics_query(
-        store.settings, "select client_id from features.client_features where feature_month = '2023-03-01' order by 1"
-    )
-    return march["client_id"].tolist()
+    return march_clients(store)
 
 
 def test_health_reports_the_latest_month_its_age_and_that_a_landed_month_is_overdue(base, store, clients):

@@ -4,6 +4,8 @@ benchmarks/serving.py's synthetic_analytics)."""
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -49,3 +51,55 @@ def analytics_query(settings: Settings, sql: str):
         return con.sql(sql).df()
     finally:
         con.close()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def serving_process(store: FeatureStore, env: dict[str, str], healthy) -> Iterator[tuple[str, int]]:
+    """`feature-store serve` on a free loopback port in its own process, with `env`; yields (base url, pid) once
+    `healthy(url)` holds, and stops the server afterwards. Its output goes to serve.log in the store's folder."""
+    import subprocess
+    import sys
+    import time
+
+    port = free_port()
+    log_path = store.root / "serve.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "feature_store_assets.cli.main", "serve", "--host", "127.0.0.1"]
+            + ["--port", str(port), "--log-level", "warning"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 90
+            while True:
+                try:
+                    if healthy(url):
+                        break
+                except OSError:
+                    pass
+                assert process.poll() is None, log_path.read_text()
+                assert time.monotonic() < deadline, "the server did not come up"
+                time.sleep(0.2)
+            yield url, process.pid
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+def march_clients(store: FeatureStore) -> list[int]:
+    """The clients of the store's 2023-03 feature snapshot, in id order."""
+    march = analytics_query(
+        store.settings, "select client_id from features.client_features where feature_month = '2023-03-01' order by 1"
+    )
+    return march["client_id"].tolist()
