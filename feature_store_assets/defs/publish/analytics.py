@@ -27,12 +27,11 @@ from deltalake.exceptions import DeltaError
 
 from feature_store_assets.core.months import describe_months
 from feature_store_assets.core.names import LEDGER
-from feature_store_assets.core.resources import WAREHOUSE_POOL, FeatureStoreResource
+from feature_store_assets.core.resources import WAREHOUSE_POOL, DuckDBFile, FeatureStoreResource
 from feature_store_assets.defs.dbt.project import load_manifest, monthly_models_by_name
 from feature_store_assets.store import PUBLISHED_SCHEMAS, StoreVersion, current_version, publish
 from feature_store_assets.store.analytics_file import STAGING_SUFFIX
 from feature_store_assets.store.publishing import DEFAULT_KEEP_VERSIONS
-from feature_store_assets.warehouse.connections import connect
 from feature_store_assets.warehouse.ledger import (
     BLOCKED,
     FAILED,
@@ -150,7 +149,7 @@ def published_models(manifest: Mapping) -> list[dg.AssetKey]:
     "version of the features, aggregation, quality, reference and marts schemas, swapped in atomically after a "
     "successful run.",
 )
-def analytics_database(context, feature_store: FeatureStoreResource):
+def analytics_database(context, feature_store: FeatureStoreResource, warehouse: DuckDBFile):
     settings = feature_store.settings
     began = time.perf_counter()
     manifest = load_manifest()
@@ -179,7 +178,7 @@ def analytics_database(context, feature_store: FeatureStoreResource):
                 f"{describe_months(pending) or 'none'} (the next successful run publishes them).",
                 metadata={"pending_months": describe_months(pending) or "none"},
             ) from error
-        with connect(settings.warehouse) as con:  # after the swap: a kill before this re-publishes the months next time
+        with warehouse.connect() as con:  # after the swap: a kill before this re-publishes the months next time
             mark_published(con, pending)
     rows = {name: entry.rows for name, entry in version.tables.items()}
     held = {
