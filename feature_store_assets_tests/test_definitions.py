@@ -54,7 +54,7 @@ def test_monthly_assets_share_partitions_from_the_start_month(defs):
     graph = defs.resolve_asset_graph()
     features = graph.get(dg.AssetKey(["features", "client_features"]))
     assert features.partitions_def.get_first_partition_key() == "2023-01-01"
-    assert graph.get(dg.AssetKey(["filtered", "integrated_clients"])).partitions_def is None  # not monthly
+    assert graph.get(dg.AssetKey(["filtered", "integrated_clients"])).partitions_def == features.partitions_def
     assert graph.get(dg.AssetKey(["reference", "zip_income"])).partitions_def is None
     assert graph.get(dg.AssetKey(["landing_zone", "transactions"])).partitions_def == features.partitions_def
 
