@@ -281,8 +281,10 @@ def test_killed_dbt_build_is_not_history_leaves_no_target_folder_and_a_failed_bu
     err = capfd.readouterr().err
     logs = re.findall(r"(/[^\s()]+\.log)\b", err)  # the logs the error points at are there to read
     assert logs and all(Path(log).exists() for log in logs), err
-    # dbt fails in the unpartitioned models' build, which runs first: February stays failed, never history
-    assert month_states(store.settings.warehouse)[FEB].status == FAILED
+    feb = month_states(store.settings.warehouse)[FEB]
+    assert feb.status == FAILED
+    [dbt_log] = re.findall(r"dbt log: ([^\s()]+)", feb.reason)
+    assert Path(dbt_log).exists(), feb.reason
 
     monkeypatch.delenv("FEATURE_STORE_DBT_TARGET")
     assert materialize("2023-02", "2023-02") == 0
