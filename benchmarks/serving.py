@@ -68,7 +68,10 @@ def synthetic_analytics(real: Path, out: Path, clients: int, months: int) -> Pat
             f"create table features.client_features as select {', '.join(selected)} "
             f"from range({clients}) c(id), range({months}) m(i) order by feature_month, client_id"
         )
-        con.execute("create table features.feature_catalog as select * from real.features.feature_catalog")
+        con.execute(  # the client features' entries: the file has no clinic_features
+            "create table features.feature_catalog as select * from real.features.feature_catalog "
+            "where entity = 'client_id'"
+        )
     return out
 
 

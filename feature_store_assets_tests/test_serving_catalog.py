@@ -9,12 +9,13 @@ import yaml
 
 from feature_store_assets.core.paths import DBT_PROJECT_DIR
 from feature_store_assets.defs.dbt.project import load_manifest
-from feature_store_assets.serving.catalog import NOT_FEATURES, FeatureCatalog, feature_definitions, load_catalog
+from feature_store_assets.serving.catalog import FeatureCatalog, catalog_definitions, feature_definitions, load_catalog
 from feature_store_assets.serving.published import UnknownFeatures
 from feature_store_assets_tests.support.serving import analytics_query, published_store
 
 YML = DBT_PROJECT_DIR / "models" / "features" / "client_features.yml"
 RISKS = {"low", "medium", "high"}
+NOT_FEATURES = {"client_id", "feature_month", "clinic_id"}  # keys: the two feature views' entities, the month
 WINDOWS = {"1m", "3m", "12m", "all", "static"}
 LANDING_TABLES = {"clients", "transactions_inclinic", "transactions", "web_sessions", "zip_income"}
 # one worker for the module: its module-scoped materialization runs once
@@ -96,8 +97,9 @@ def store(tmp_path_factory, small_landing_zone):
 def test_published_catalog_table_matches_the_yml_and_the_data(store, definitions):
     catalog = load_catalog(store.settings.analytics)
     assert catalog.names == [f.name for f in definitions]
+    assert catalog.feature_types == [f.feature_type for f in catalog_definitions(load_manifest())]  # clinic after
     table = analytics_query(store.settings, "select * from features.feature_catalog order by position")
-    assert table["feature_name"].tolist() == catalog.names
+    assert table["feature_name"].tolist() == [f.name for f in catalog.features]
     for published, declared in zip(catalog.features, definitions):
         assert (published.description, published.data_type, published.tags, published.source_columns) == (
             declared.description,

@@ -121,8 +121,8 @@ def test_health_says_the_source_is_late_when_the_landing_zone_has_nothing_newer(
 
 def test_discovery_lists_and_filters_the_catalog(base, store):
     status, found = call(base, "GET", f"{API}/discovery")
-    assert status == 200 and len(found) == 31
-    assert [f["name"] for f in found] == load_catalog(store.settings.analytics).names
+    assert status == 200 and len([f for f in found if f["entity_type"] == "client_id"]) == 31
+    assert [f["feature_type"] for f in found] == load_catalog(store.settings.analytics).feature_types
     status, web = call(base, "GET", f"{API}/discovery?tag=web&source_table=web_sessions.orders")
     assert [f["name"] for f in web] == ["web_orders_3m", "web_conversion_rate_3m"]
     status, one = call(base, "GET", f"{API}/discovery/hd_revenue_share_12m")

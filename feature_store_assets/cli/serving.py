@@ -19,15 +19,20 @@ def _catalog(settings: Settings):
 
 
 def cmd_features_list(args: argparse.Namespace, settings: Settings) -> int:
-    found = _catalog(settings).search(text=args.search, tag=args.tag, source_table=args.source)
+    found = _catalog(settings).search(text=args.search, tag=args.tag, source_table=args.source, entity=args.entity)
     if args.json:
         print(json.dumps([f.as_dict() for f in found], indent=2))
         return 0
-    print("".join(f"{title:<{width}}" if width else title for title, width in LIST_COLUMNS))
+    # names as requests take them: clinic features as clinic_features:NAME, a wider column when they are listed
+    columns = [
+        (title, max(width, *(len(f.feature_type) + 2 for f in found)) if i == 0 and found else width)
+        for i, (title, width) in enumerate(LIST_COLUMNS)
+    ]
+    print("".join(f"{title:<{width}}" if width else title for title, width in columns))
     for f in found:
         null_rate = "" if f.latest_null_rate is None else f"{f.latest_null_rate:.1%}"
-        cells = (f.name, f.window, f.data_type, null_rate, ", ".join(f.tags))
-        print("".join(f"{cell:<{width}}" if width else cell for cell, (_, width) in zip(cells, LIST_COLUMNS)))
+        cells = (f.feature_type, f.window, f.data_type, null_rate, ", ".join(f.tags))
+        print("".join(f"{cell:<{width}}" if width else cell for cell, (_, width) in zip(cells, columns)))
     print(f"{len(found)} feature(s); `feature-store features show NAME` for one feature's lineage and leakage risk")
     return 0
 
@@ -118,6 +123,7 @@ def add_serving_commands(subparsers: argparse._SubParsersAction) -> None:
     listing.add_argument("--tag", help="an exact tag, e.g. revenue")
     listing.add_argument("--source", help="a landing-zone table (transactions) or column (transactions.revenue)")
     listing.add_argument("--search", help="text in the name or description")
+    listing.add_argument("--entity", help="only the features of this entity: client_id or clinic_id")
     listing.add_argument("--json", action="store_true", help="print the entries as JSON")
     listing.set_defaults(run=cmd_features_list)
     show = catalog_commands.add_parser("show", help="one feature's full catalog entry")

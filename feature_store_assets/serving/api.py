@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import pandas as pd
 from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request
@@ -25,16 +25,18 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, Discriminator, Field, Tag, field_validator
+from pydantic import BaseModel, Discriminator, Field, Tag, field_validator, model_validator
 
 from feature_store_assets.core.months import add_months, format_month, parse_month
 from feature_store_assets.core.settings import Settings
 from feature_store_assets.defs.checks.freshness import FRESH, current_freshness
 from feature_store_assets.serving.contract import (
+    CLINIC,
     ENTITY_TYPES,
     MAX_INFERENCE_IDS,
     MAX_TRAINING_ROWS,
     ClientId,
+    ClinicId,
     ContractExtractResponse,
     ContractInference,
     ContractResult,
@@ -72,7 +74,7 @@ Value = float | int | str | None
 
 
 class InferenceRequest(StrictBody):
-    """Many clients, many features: the latest snapshot of each."""
+    """Many clients, many features of client_features: the latest snapshot of each."""
 
     client_ids: list[ClientId] = Field(
         min_length=1, max_length=MAX_INFERENCE_IDS, description=f"clients to look up (at most {MAX_INFERENCE_IDS:,})"
@@ -80,8 +82,18 @@ class InferenceRequest(StrictBody):
     features: FeatureNames
 
 
+class ClinicInferenceRequest(StrictBody):
+    """Many clinics, many features of clinic_features (bare names, or clinic_features:NAME): the latest of each."""
+
+    clinic_ids: list[ClinicId] = Field(
+        min_length=1, max_length=MAX_INFERENCE_IDS, description=f"clinics to look up (at most {MAX_INFERENCE_IDS:,})"
+    )
+    features: FeatureNames
+
+
 class EntityFeatures(BaseModel):
-    client_id: int
+    client_id: int | None = Field(None, description="the client looked up (a client_ids request)")
+    clinic_id: int | None = Field(None, description="the clinic looked up (a clinic_ids request)")
     success: bool
     reason: str | None = Field(None, description="why success is false: unknown_entity")
     feature_month: date | None = Field(None, description="the snapshot served: features as of the end of this month")
@@ -97,8 +109,21 @@ class InferenceResponse(BaseModel):
 
 
 class TrainingRow(StrictBody):
-    client_id: ClientId
+    """A client_id (client_features) or a clinic_id (clinic_features), and the label's time."""
+
+    client_id: ClientId | None = None
+    clinic_id: ClinicId | None = None
     event_timestamp: datetime = Field(description="naive, like the store's events: the label's time")
+
+    @model_validator(mode="after")
+    def one_entity(self) -> TrainingRow:
+        if (self.client_id is None) == (self.clinic_id is None):
+            raise ValueError("give exactly one of client_id or clinic_id")
+        return self
+
+    @property
+    def entity(self) -> tuple[str, int]:
+        return (ENTITY, self.client_id) if self.client_id is not None else (CLINIC, self.clinic_id)
 
     @field_validator("event_timestamp")
     @classmethod
@@ -122,15 +147,34 @@ class TrainingRequest(StrictBody):
         None, strict=True, ge=1, le=2**31, description="the store version to read; the current one when omitted"
     )
 
+    @model_validator(mode="after")
+    def one_entity(self) -> TrainingRequest:
+        if len({row.entity[0] for row in self.rows}) > 1:
+            raise ValueError("rows mix client_id and clinic_id: one feature view (one entity) per request")
+        return self
+
+    @property
+    def entity(self) -> str:
+        return self.rows[0].entity[0]
+
 
 def _has(field: str):
     return lambda body: field if isinstance(body, dict) and field in body else "contract"
 
 
-# One path, two shapes, told apart by one field: `client_ids` (or `rows`) is the richer body, else the contract's.
+def _inference_shape(body: Any) -> str:
+    if isinstance(body, dict):
+        return next((field for field in ("client_ids", "clinic_ids") if field in body), "contract")
+    return "contract"
+
+
+# One path, two shapes, told apart by one field: `client_ids` or `clinic_ids` (or `rows`) is the richer body,
+# else the contract's.
 InferenceBody = Annotated[
-    Annotated[InferenceRequest, Tag("client_ids")] | Annotated[ContractInference, Tag("contract")],
-    Discriminator(_has("client_ids")),
+    Annotated[InferenceRequest, Tag("client_ids")]
+    | Annotated[ClinicInferenceRequest, Tag("clinic_ids")]
+    | Annotated[ContractInference, Tag("contract")],
+    Discriminator(_inference_shape),
 ]
 TrainingBody = Annotated[
     Annotated[TrainingRequest, Tag("rows")] | Annotated[ContractTraining, Tag("contract")],
@@ -145,7 +189,8 @@ class ExtractRequest(StrictBody):
 
 
 class TrainingFeatures(BaseModel):
-    client_id: int
+    client_id: int | None = Field(None, description="the row's client (rows of client_id)")
+    clinic_id: int | None = Field(None, description="the row's clinic (rows of clinic_id)")
     event_timestamp: datetime
     success: bool
     reason: str | None = Field(
@@ -162,13 +207,17 @@ class TrainingResponse(BaseModel):
 
 
 class CatalogEntry(BaseModel):
-    feature_type: str = Field(description="what /inference and /training take as feature_type: the name")
-    name: str
-    entity_type: str = Field(description="client_id (clinic_id is not served yet)")
+    kind: Literal["feature"] = Field(description="an online feature (`GET /discovery/tables` lists the tables)")
+    feature_type: str = Field(
+        description="what /inference and /training take as feature_type: the name for client features, "
+        "clinic_features:NAME for clinic features"
+    )
+    name: str = Field(description="the column of its feature view")
+    feature_view: str = Field(description="client_features (entity client_id) or clinic_features (clinic_id)")
+    entity_type: str = Field(description="client_id or clinic_id: the key its feature view is looked up by")
     created_at: datetime | None = Field(description="when the feature's first month was materialized (the ledger)")
     description: str
     data_type: str
-    entity: str
     window: str
     source_tables: list[str]
     source_columns: list[str]
@@ -182,11 +231,32 @@ class CatalogEntry(BaseModel):
     latest_null_rate: float | None
 
 
+class TableColumn(BaseModel):
+    name: str
+    data_type: str
+    description: str = Field(description="from the dbt yml")
+
+
+class TableEntry(BaseModel):
+    kind: Literal["table"] = Field(description="a table to query with SQL on the analytics file, not served online")
+    table: str = Field(description="schema.table, as SQL names it in the analytics file")
+    description: str = Field(description="the dbt model's description, from its yml")
+    query: str = Field(description="a query to start from")
+    columns: list[TableColumn]
+
+
 class FreshnessState(BaseModel):
     state: str = Field(
         description="fresh, source_late (the landing zone is late), overdue (the store is late) or unpublished"
     )
     message: str = Field(description="the freshness check's description: which month, since when, what to do")
+
+
+class EntityCounts(BaseModel):
+    feature_view: str
+    entities: int = Field(description="ids with a published snapshot")
+    features: int
+    latest_feature_month: date | None
 
 
 class Health(BaseModel):
@@ -197,8 +267,11 @@ class Health(BaseModel):
     stale: bool | None = Field(None, description="the latest month due is not served (freshness.state is not fresh)")
     published_at: datetime | None = None
     loaded_at: datetime | None = None
-    clients: int | None = None
-    features: int | None = None
+    clients: int | None = Field(None, description="clients served (client_features)")
+    features: int | None = Field(None, description="features of client_features")
+    entities: dict[str, EntityCounts] | None = Field(
+        None, description="per entity type (client_id, clinic_id): its feature view, ids served, features, latest month"
+    )
     message: str | None = Field(None, description="why stale, or the last refresh's error")
 
 
@@ -233,27 +306,30 @@ def training_rows(
     request: TrainingRequest, analytics: Path, snapshot: OnlineSnapshot | None = None
 ) -> tuple[int | None, list[dict[str, Any]]]:
     """The store version read and one answer per requested row, in request order; a row without a snapshot
-    says why (`contract.missing_reason`, judged against the served snapshot's clients and months)."""
+    says why (`contract.missing_reason`, judged against the served snapshot's entities and months)."""
+    entity = request.entity
     entities = pd.DataFrame(
         {
-            ENTITY: pd.array([row.client_id for row in request.rows], dtype="int64"),
+            entity: pd.array([row.entity[1] for row in request.rows], dtype="int64"),
             EVENT_TIMESTAMP: pd.to_datetime([row.event_timestamp for row in request.rows]),
         }
     )
     found = get_training_features(
         entities, request.features, request.max_age_months, analytics=analytics, version=request.version
     )
-    names = [c for c in found.columns if c not in (ENTITY, EVENT_TIMESTAMP, SNAPSHOT_COLUMN)]
+    names = [c for c in found.columns if c not in (entity, EVENT_TIMESTAMP, SNAPSHOT_COLUMN)]
     months = _column_values(found[SNAPSHOT_COLUMN])
     values = [_column_values(found[name]) for name in names]
-    known = snapshot.index if snapshot is not None else None
-    first_month = min(snapshot.ledger, default=snapshot.latest_month) if snapshot is not None else None
+    served = snapshot.rows_of(entity) if snapshot is not None else None
+    known = served.index if served is not None else None
+    first_month = min(served.ledger, default=served.latest_month) if served is not None else None
     rows = []
     for i, row in enumerate(request.rows):
-        base = {ENTITY: row.client_id, EVENT_TIMESTAMP: row.event_timestamp}
+        entity_id = row.entity[1]
+        base = {entity: entity_id, EVENT_TIMESTAMP: row.event_timestamp}
         if months[i] is None:
             reason, message = missing_reason(
-                known is None or row.client_id in known, row.event_timestamp, first_month, request.max_age_months
+                known is None or entity_id in known, row.event_timestamp, first_month, request.max_age_months, entity
             )
             rows.append({**base, "success": False, "reason": reason, "message": message})
         else:
@@ -284,7 +360,16 @@ def health_report(store: OnlineStore, raw_dir: Path, now: datetime) -> tuple[int
         "published_at": snapshot.published_at,
         "loaded_at": snapshot.loaded_at,
         "clients": snapshot.clients,
-        "features": len(snapshot.catalog),
+        "features": len(snapshot.default.view.features),
+        "entities": {
+            rows.entity: {
+                "feature_view": name,
+                "entities": len(rows.index),
+                "features": len(rows.view.features),
+                "latest_feature_month": rows.latest_month,
+            }
+            for name, rows in snapshot.views.items()
+        },
         "message": store.last_error or (None if fresh.passed else fresh.description),
     }
 
@@ -293,11 +378,14 @@ def catalog_entry(snapshot: OnlineSnapshot, feature) -> dict[str, Any]:
     """A catalog entry in the contract's fields (feature_type, name, entity_type, created_at) and the catalog's."""
     entry = feature.as_dict()
     first = feature.first_month
+    ledger = snapshot.views[feature.feature_view].ledger if feature.feature_view in snapshot.views else {}
     return {
-        "feature_type": feature.name,
+        "kind": "feature",
+        "feature_type": feature.feature_type,
         "name": feature.name,
+        "feature_view": entry.pop("feature_view"),
         "entity_type": entry.pop("entity"),
-        "created_at": snapshot.ledger.get(first) if first else None,
+        "created_at": ledger.get(first) if first else None,
         **entry,
     }
 
@@ -310,21 +398,39 @@ def build_router(store: OnlineStore, raw_dir: Path, metrics: ServiceMetrics, ext
         "/discovery",
         response_model=list[CatalogEntry],
         dependencies=read,
-        summary="The feature catalog: a list of entries, optionally filtered",
+        summary="The feature catalog: a list of online features, optionally filtered",
         description="Each entry has the contract's fields (feature_type, name, description, entity_type, data_type, "
-        "created_at) and the catalog's (window, lineage, owner, tags, leakage, availability). Only entity_type "
-        f"{', '.join(ENTITY_TYPES)} is served; clinic_id is not yet.",
+        "created_at) and the catalog's (feature view, window, lineage, owner, tags, leakage, availability). "
+        f"entity_type is {' or '.join(ENTITY_TYPES)}. The marts, tables to query with SQL rather than online "
+        f"features, are listed by `GET {PREFIX}/discovery/tables`.",
     )
     async def discovery(
         q: str | None = Query(None, max_length=200, description="text in the name or description"),
         tag: str | None = Query(None, max_length=200, description="an exact tag, e.g. revenue"),
         source_table: str | None = Query(None, max_length=200, description="a landing-zone table or table.column"),
+        entity_type: Literal[ENTITY_TYPES] | None = Query(None, description="only this entity's features"),
     ):
         snapshot = store.snapshot
-        found = snapshot.catalog.search(text=q, tag=tag, source_table=source_table)
+        found = snapshot.catalog.search(text=q, tag=tag, source_table=source_table, entity=entity_type)
         return ServingJSONResponse([catalog_entry(snapshot, f) for f in found])
 
-    @router.get("/discovery/{name}", response_model=CatalogEntry, dependencies=read, summary="One feature's entry")
+    @router.get(
+        "/discovery/tables",
+        response_model=list[TableEntry],
+        dependencies=read,
+        summary="The marts: tables an analyst queries with SQL on the analytics file (not online features)",
+        description="Each table's name, its description and its columns', from the dbt yml (kind: table). "
+        "They are not served by /inference or /training: query them read-only in the analytics file.",
+    )
+    async def tables():
+        return ServingJSONResponse([table.as_dict() for table in store.snapshot.tables])
+
+    @router.get(
+        "/discovery/{name}",
+        response_model=CatalogEntry,
+        dependencies=read,
+        summary="One feature's entry (a client feature's name, or clinic_features:NAME)",
+    )
     async def feature(name: str):
         snapshot = store.snapshot
         try:
@@ -339,10 +445,12 @@ def build_router(store: OnlineStore, raw_dir: Path, metrics: ServiceMetrics, ext
         "/inference",
         response_model=ContractResult | InferenceResponse,
         dependencies=read,
-        summary="Latest features: one (the contract's body) or many clients and features",
-        description='Two bodies: the contract\'s `{"feature_type": "tenure_days", "entity_id": "123"}` answers '
-        '`{feature_type, entity_id, feature_value, computed_at, success}`; `{"client_ids": [...], "features": '
-        "[...]}` answers every feature of every client. A body with `client_ids` is the second, any other the first.",
+        summary="Latest features: one (the contract's body) or many clients or clinics and features",
+        description='Three bodies: the contract\'s `{"feature_type": "tenure_days", "entity_id": "123"}` answers '
+        '`{feature_type, entity_id, feature_value, computed_at, success}` (a clinic feature: `"feature_type": '
+        '"clinic_features:clients_active"`, or `"entity_type": "clinic_id"` with its bare name); `{"client_ids": '
+        '[...], "features": [...]}` and `{"clinic_ids": [...], "features": [...]}` answer every feature of every '
+        "client or clinic. A body with `client_ids` or `clinic_ids` is one of the richer two, any other the first.",
     )
     async def inference(request: Annotated[InferenceBody, Body()]):
         snapshot = store.snapshot
@@ -352,26 +460,31 @@ def build_router(store: OnlineStore, raw_dir: Path, metrics: ServiceMetrics, ext
                 int(result["success"]), int(not result["success"] and result["reason"] != "unknown_feature")
             )
             return ServingJSONResponse(result)
-        plan = snapshot.plan(request.features)
-        results = [snapshot.entity(client_id, plan) for client_id in request.client_ids]
+        entity, ids = (
+            (ENTITY, request.client_ids) if isinstance(request, InferenceRequest) else (CLINIC, request.clinic_ids)
+        )
+        plan = snapshot.plan(request.features, entity)
+        results = [snapshot.entity(entity_id, plan) for entity_id in ids]
         hits = sum(r["success"] for r in results)
         metrics.lookups_done(hits, len(results) - hits)
         for r in results:
             if not r["success"]:
                 r["reason"] = "unknown_entity"
+        rows = plan.rows
         return ServingJSONResponse(
-            {"published_at": snapshot.published_at, "latest_feature_month": snapshot.latest_month, "results": results}
+            {"published_at": snapshot.published_at, "latest_feature_month": rows.latest_month, "results": results}
         )
 
     @router.post(
         "/training",
         response_model=ContractTrainingResponse | TrainingResponse,
         dependencies=read,
-        summary="A batch of (feature, entity) items, or point-in-time features for labelled rows",
+        summary="A batch of (feature, entity) items, or point-in-time features for labelled client or clinic rows",
         description='Two bodies: the contract\'s `{"features": [{"feature_type", "entity_id"}, ...]}` answers '
         "`{results, total_requested, total_successful}` with the latest values, each item on its own (a failed item "
-        'has success false and a reason); `{"rows": [{"client_id", "event_timestamp"}], ...}` answers each row with '
-        "the snapshot ended before its event_timestamp. A body with `rows` is the second, any other the first.",
+        'has success false and a reason); `{"rows": [{"client_id", "event_timestamp"}], ...}` (or rows of `clinic_id`, '
+        "for clinic features; one entity per request) answers each row with the snapshot ended before its "
+        "event_timestamp. A body with `rows` is the second, any other the first.",
     )
     async def training(request: Annotated[TrainingBody, Body()]):
         if isinstance(request, ContractTraining):
@@ -527,19 +640,24 @@ def create_app(
     return app
 
 
-API_DESCRIPTION = f"""Discovery, inference, training and extraction over the published client features.
+API_DESCRIPTION = f"""Discovery, inference, training and extraction over the published client and clinic features.
+
+**Entities.** Each feature view has its entity: `client_features` is looked up by `client_id`, `clinic_features`
+by `clinic_id` (`entity_type` in discovery). A feature is named as discovery's `feature_type` lists it: the bare
+name for client features, `clinic_features:NAME` for clinic features; within a request for one entity (`clinic_ids`,
+rows of `clinic_id`, or `"entity_type": "clinic_id"`) bare names are that entity's view's. The marts are tables to
+query with SQL, listed by `GET {PREFIX}/discovery/tables`, not online features.
 
 **Two request shapes on each path.** The feature-store contract's bodies
 (`{{"feature_type", "entity_id": "123"}}`, `{{"features": [{{"feature_type", "entity_id"}}]}}`) and the richer ones
-(`client_ids`, point-in-time `rows`) are accepted on the same paths and told apart by one field: `client_ids`
-(for /inference) or `rows` (for /training) makes the richer body, any other body is the contract's. Both are strict:
-an unknown field, a boolean or string where an integer id is documented, an id beyond int64 is a 422 whose `loc`
-names the shape (`contract`, `client_ids`, `rows`) and the field; errors never repeat the input.
+(`client_ids` or `clinic_ids`, point-in-time `rows`) are accepted on the same paths and told apart by one field:
+`client_ids` or `clinic_ids` (for /inference) or `rows` (for /training) makes the richer body, any other body is
+the contract's. Both are strict: an unknown field, a boolean or string where an integer id is documented, an id
+beyond int64 is a 422 whose `loc` names the shape (`contract`, `client_ids`, `clinic_ids`, `rows`) and the field;
+errors never repeat the input.
 
-**Limits.** Bodies over 8 MiB: 413, before parsing. At most {MAX_INFERENCE_IDS:,} client_ids, {MAX_TRAINING_ROWS:,}
-training rows, 10,000 contract items and 256 feature names per request.
+**Limits.** Bodies over 8 MiB: 413, before parsing. At most {MAX_INFERENCE_IDS:,} client_ids or clinic_ids,
+{MAX_TRAINING_ROWS:,} training rows, 10,000 contract items and 256 feature names per request.
 
 **Keys.** With FEATURE_STORE_API_KEY (or _FILE) set, every endpoint but /health, /metrics and the docs needs it
-(`X-API-Key: KEY` or `Authorization: Bearer KEY`); /extract needs it always. Missing: 401; wrong: 403.
-
-Only `entity_type` client_id is served; clinic_id is not yet."""
+(`X-API-Key: KEY` or `Authorization: Bearer KEY`); /extract needs it always. Missing: 401; wrong: 403."""

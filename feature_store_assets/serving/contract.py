@@ -2,11 +2,16 @@
 
 Two request shapes share each path and are told apart strictly by their fields (`api.py`):
 
-- the contract's: one `{"feature_type", "entity_id"}` per item, `entity_id` a string of digits, answers
+- the contract's: one `{"feature_type", "entity_id"}` per item (optionally `entity_type`, client_id or
+  clinic_id), `entity_id` a string of digits, answers
   `{feature_type, entity_id, entity_type, feature_value, computed_at, success}` (plus `feature_month`,
   `reason` and `message`, which a contract client may ignore);
-- the richer ones: many entities and features per request (`client_ids`), point-in-time training rows
-  (`rows` with `event_timestamp`).
+- the richer ones: many entities and features per request (`client_ids` or `clinic_ids`), point-in-time
+  training rows (`rows` of `client_id` or `clinic_id` with `event_timestamp`).
+
+Each feature view has its entity (client_features: client_id, clinic_features: clinic_id); a feature_type
+`clinic_features:NAME` (what discovery lists for clinic features) names its view, and a bare name is a
+client feature unless `entity_type` says clinic_id.
 
 Ids are strict: JSON integers within int64 (`true`, `"123"` and 10^30 are 422 naming the field) where an
 integer is documented, strings of digits within int64 where the contract documents a string. Every list
@@ -22,8 +27,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from feature_store_assets.core.months import add_months, format_month
-from feature_store_assets.serving.online import UNKNOWN_CLIENT, OnlineSnapshot
-from feature_store_assets.serving.published import ENTITY, SNAPSHOT_COLUMN
+from feature_store_assets.serving.online import OnlineSnapshot, unknown_entity_message
+from feature_store_assets.serving.published import ENTITY, SNAPSHOT_COLUMN, ServingError, UnknownFeatures
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 MAX_INFERENCE_IDS = 10_000
@@ -31,7 +36,8 @@ MAX_TRAINING_ROWS = 100_000  # larger training sets: the Python API or `feature-
 MAX_CONTRACT_ITEMS = 10_000  # items of a contract /training batch
 MAX_FEATURES_PER_REQUEST = 256  # the catalog has 31; a longer list is a mistake, not a need
 MAX_NAME_LENGTH = 128
-ENTITY_TYPES = (ENTITY,)  # clinic_id is not served yet (docs/serving.md)
+CLINIC = "clinic_id"
+ENTITY_TYPES = (ENTITY, CLINIC)  # the feature views' entities, as the contract names them
 
 # Why an item has success false: one code a cause, and a sentence.
 UNKNOWN_ENTITY, UNKNOWN_FEATURE, NOT_ELIGIBLE, NO_SNAPSHOT_YET, TOO_OLD = (
@@ -43,6 +49,8 @@ UNKNOWN_ENTITY, UNKNOWN_FEATURE, NOT_ELIGIBLE, NO_SNAPSHOT_YET, TOO_OLD = (
 )
 
 ClientId = Annotated[int, Field(strict=True, ge=INT64_MIN, le=INT64_MAX, description="a client_id (int64)")]
+ClinicId = Annotated[int, Field(strict=True, ge=INT64_MIN, le=INT64_MAX, description="a clinic_id (int64)")]
+EntityType = Literal[ENTITY_TYPES]
 FeatureName = Annotated[str, Field(strict=True, min_length=1, max_length=MAX_NAME_LENGTH)]
 FeatureNames = Annotated[
     list[FeatureName] | None,
@@ -57,7 +65,7 @@ FeatureNames = Annotated[
 
 def _int64(value: str) -> str:
     if not INT64_MIN <= int(value) <= INT64_MAX:
-        raise ValueError("must be within int64 (a client_id)")
+        raise ValueError("must be within int64 (a client_id or clinic_id)")
     return value
 
 
@@ -65,7 +73,7 @@ EntityId = Annotated[
     str,
     StringConstraints(strict=True, pattern=r"^-?[0-9]{1,19}$"),
     AfterValidator(_int64),
-    Field(description='the client_id as a string of digits, e.g. "123"', examples=["100005"]),
+    Field(description='the client_id (or clinic_id) as a string of digits, e.g. "123"', examples=["100005"]),
 ]
 
 
@@ -74,10 +82,14 @@ class StrictBody(BaseModel):
 
 
 class ContractItem(StrictBody):
-    feature_type: FeatureName = Field(description="the feature's name, as `GET /discovery` lists it")
+    feature_type: FeatureName = Field(
+        description="the feature, as `GET /discovery` lists it: `tenure_days`, `clinic_features:clients_active`"
+    )
     entity_id: EntityId
-    entity_type: Literal["client_id"] = Field(
-        "client_id", description="the entity the id names; only client_id is served (clinic_id is not yet)"
+    entity_type: EntityType | None = Field(
+        None,
+        description="client_id or clinic_id: the entity the id names; omitted, the feature_type's view's "
+        "(clinic_id for clinic_features:NAME, else client_id)",
     )
 
 
@@ -94,7 +106,7 @@ class ContractTraining(StrictBody):
 class ContractResult(BaseModel):
     feature_type: str
     entity_id: str
-    entity_type: str = ENTITY
+    entity_type: str | None = Field(description="the entity the id was looked up as: the feature's view's")
     feature_value: float | int | str | None = Field(description="the latest published value (NULL is null)")
     computed_at: datetime | None = Field(description="when the value's month was materialized (the ledger)")
     success: bool
@@ -125,7 +137,16 @@ def contract_results(snapshot: OnlineSnapshot, items: Iterable[ContractItem]) ->
     results = []
     for item in items:
         base = {"feature_type": item.feature_type, "entity_id": item.entity_id, "entity_type": item.entity_type}
-        if item.feature_type not in snapshot.slots:
+        try:
+            plan = snapshot.plan([item.feature_type], item.entity_type)
+        except (UnknownFeatures, ServingError) as error:  # no such feature, or not one of that entity's view
+            message = (
+                f"unknown feature_type {item.feature_type!r}"
+                + (f" for entity_type {item.entity_type}" if item.entity_type else "")
+                + ": GET /discovery lists the features"
+                if isinstance(error, UnknownFeatures)
+                else str(error)
+            )
             results.append(
                 {
                     **base,
@@ -133,11 +154,12 @@ def contract_results(snapshot: OnlineSnapshot, items: Iterable[ContractItem]) ->
                     "computed_at": None,
                     "success": False,
                     "reason": UNKNOWN_FEATURE,
-                    "message": f"unknown feature_type {item.feature_type!r}: GET /discovery lists the features",
+                    "message": message,
                 }
             )
             continue
-        found = snapshot.entity(int(item.entity_id), snapshot.plan([item.feature_type]))
+        base["entity_type"] = plan.rows.entity
+        found = snapshot.entity(int(item.entity_id), plan)
         if not found["success"]:
             results.append(
                 {
@@ -153,7 +175,7 @@ def contract_results(snapshot: OnlineSnapshot, items: Iterable[ContractItem]) ->
         results.append(
             {
                 **base,
-                "feature_value": found["features"][item.feature_type],
+                "feature_value": found["features"][plan.slots[0].name],
                 "computed_at": found["computed_at"],
                 "success": True,
                 SNAPSHOT_COLUMN: found[SNAPSHOT_COLUMN],
@@ -163,14 +185,18 @@ def contract_results(snapshot: OnlineSnapshot, items: Iterable[ContractItem]) ->
 
 
 def missing_reason(
-    client_known: bool, event_timestamp: datetime, first_month: date | None, max_age_months: int | None
+    known: bool,
+    event_timestamp: datetime,
+    first_month: date | None,
+    max_age_months: int | None,
+    entity: str = ENTITY,
 ) -> tuple[str, str]:
     """(reason, message) for a training row without a snapshot, most specific cause first (pure).
 
-    `client_known`: the client has a published snapshot at all; `first_month`: the store's earliest month.
+    `known`: the entity has a published snapshot at all; `first_month`: its feature view's earliest month.
     """
-    if not client_known:
-        return UNKNOWN_ENTITY, UNKNOWN_CLIENT
+    if not known:
+        return UNKNOWN_ENTITY, unknown_entity_message(entity)
     if first_month is None or event_timestamp < datetime.combine(add_months(first_month, 1), datetime.min.time()):
         first = (
             "nothing"
@@ -182,6 +208,6 @@ def missing_reason(
         return TOO_OLD, f"no feature snapshot ended at or before event_timestamp within max_age_months={max_age_months}"
     return (
         NOT_ELIGIBLE,
-        "not eligible that month: the client has no snapshot ended at or before event_timestamp "
-        "(it became eligible later)",
+        f"not eligible that month: the {entity.removesuffix('_id')} has no snapshot ended at or before "
+        "event_timestamp (it became eligible later)",
     )

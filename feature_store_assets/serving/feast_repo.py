@@ -163,7 +163,7 @@ def snapshot_sql(features: list[str]) -> str:
 def write_feast_repo(directory: Path, analytics: Path, version: int | None = None) -> FeastRepo:
     """Write the repository's files and its snapshot Parquet file of a store version (default: current)."""
     with open_features(analytics, version) as (con, pinned):
-        catalog = catalog_from_connection(con, analytics)
+        catalog = catalog_from_connection(con, analytics).of_view(FEATURE_MODEL)  # the client feature view
         files = feast_repo_files(catalog, pinned)
         snapshot = directory / SNAPSHOT_FILE
         snapshot.parent.mkdir(parents=True, exist_ok=True)

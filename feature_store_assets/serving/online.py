@@ -1,14 +1,14 @@
-"""Online lookup: each client's latest published features, held in memory, swapped when a new file lands.
+"""Online lookup: each entity's latest published features, per feature view, held in memory, swapped when a new
+file lands.
 
-A client's latest snapshot is its latest feature_month in the published file
-(the same row `get_training_features` gives an event at the present time, with
-no max age), so a client no longer eligible keeps its last snapshot and its
-older feature_month shows how stale it is. Unknown clients are reported per
-entity, never as a failure of the whole lookup.
+An entity's latest snapshot is its latest feature_month in its feature view's table (client_features by
+client_id, clinic_features by clinic_id): the same row `get_training_features` gives an event at the present
+time, with no max age, so a client no longer eligible keeps its last snapshot and its older feature_month shows
+how stale it is. Unknown entities are reported per entity, never as a failure of the whole lookup.
 
-Memory layout: numeric features in one float64 matrix (NaN for NULL, integer
-features converted back on the way out), text features in an object matrix,
-and a dict from client_id to row. A lookup is a dict get and one row slice.
+Memory layout, per view: numeric features in one float64 matrix (NaN for NULL, integer features converted back
+on the way out), text features in an object matrix, and a dict from the entity's id to its row. A lookup is a
+dict get and one row slice.
 """
 
 from __future__ import annotations
@@ -19,12 +19,18 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from feature_store_assets.core.names import FEATURE_MODEL, FEATURES_TABLE, LEDGER
-from feature_store_assets.serving.catalog import FeatureCatalog, catalog_from_connection
+from feature_store_assets.core.names import LEDGER
+from feature_store_assets.serving.catalog import (
+    FeatureCatalog,
+    FeatureView,
+    Table,
+    catalog_from_connection,
+    published_tables,
+)
 from feature_store_assets.serving.published import (
     ENTITY,
     SNAPSHOT_COLUMN,
@@ -37,13 +43,20 @@ from feature_store_assets.serving.published import (
 )
 from feature_store_assets.warehouse.connections import quote, table_exists
 
-UNKNOWN_CLIENT = "unknown client: no published feature snapshot"
 _TEXT_TYPES = ("VARCHAR",)
 _INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "HUGEINT")
 _NUMBERS = "__numbers"
-# Feature lists come from requests: the cache is keyed on the validated, de-duplicated names (at most one
-# entry per ordered subset of the catalog's features, each no longer than the catalog), and holds this many.
+# Feature lists come from requests: the cache is keyed on the entity and the validated, de-duplicated names (at
+# most one entry per ordered subset of a view's features, each no longer than the catalog), and holds this many.
 _PLAN_CACHE_LIMIT = 1024
+
+
+def unknown_entity_message(entity: str) -> str:
+    """`unknown client: ...` for client_id, `unknown clinic: ...` for clinic_id."""
+    return f"unknown {entity.removesuffix('_id')}: no published feature snapshot"
+
+
+UNKNOWN_CLIENT = unknown_entity_message(ENTITY)
 
 
 @dataclass(frozen=True)
@@ -55,65 +68,111 @@ class _Slot:
 
 
 @dataclass
-class OnlineSnapshot:
-    """One published file, loaded: immutable once built, replaced whole on refresh."""
+class ViewRows:
+    """One feature view's latest row per entity, loaded."""
 
-    identity: FileIdentity
-    catalog: FeatureCatalog
-    index: dict[int, int]
+    view: FeatureView
+    index: dict[int, int]  # entity id -> row
     numbers: np.ndarray  # rows x numeric features, float64, NaN for NULL
     texts: np.ndarray  # rows x text features, object, None for NULL
     month_codes: list[int]  # per row, into months
     months: list[tuple[date, datetime | None]]  # (feature_month, computed_at)
     slots: dict[str, _Slot]
+    ledger: dict[date, datetime] = field(default_factory=dict)  # every materialized month's computed_at
+
+    @property
+    def entity(self) -> str:
+        return self.view.entity
+
+    @property
+    def latest_month(self) -> date | None:
+        return max((month for month, _ in self.months), default=None)
+
+
+class Plan(NamedTuple):
+    """Where the requested features live: the view's rows and one slot per feature, in request order."""
+
+    rows: ViewRows
+    slots: list[_Slot]
+
+
+@dataclass
+class OnlineSnapshot:
+    """One published file, loaded: immutable once built, replaced whole on refresh."""
+
+    identity: FileIdentity
+    catalog: FeatureCatalog
+    views: dict[str, ViewRows]  # by feature view name, the default view (client_features) first
     loaded_at: datetime
     load_seconds: float
-    ledger: dict[date, datetime] = field(default_factory=dict)  # every materialized month's computed_at
-    _plans: dict[tuple[str, ...] | None, list[_Slot]] = field(default_factory=dict, repr=False)
+    tables: list[Table] = field(default_factory=list)  # the marts, listed for discovery (not looked up online)
+    _plans: dict[tuple[str | None, tuple[str, ...] | None], Plan] = field(default_factory=dict, repr=False)
 
     @property
     def published_at(self) -> datetime:
         return published_at(self.identity)
 
     @property
+    def default(self) -> ViewRows:
+        return self.views[self.catalog.default_view.name]
+
+    def rows_of(self, entity: str) -> ViewRows:
+        """The rows of the feature view keyed by `entity` (ServingError naming the served entities if none)."""
+        return self.views[self.catalog.view_of(entity).name]
+
+    # the default view's (client_features'): what /health and the metrics report as clients
+    @property
     def latest_month(self) -> date | None:
-        return max((month for month, _ in self.months), default=None)
+        return self.default.latest_month
+
+    @property
+    def index(self) -> dict[int, int]:
+        return self.default.index
+
+    @property
+    def ledger(self) -> dict[date, datetime]:
+        return self.default.ledger
 
     @property
     def clients(self) -> int:
-        return len(self.index)
+        return len(self.default.index)
 
-    def plan(self, features: Sequence[str] | None) -> list[_Slot]:
-        """Where each requested feature lives; unknown names raise UnknownFeatures listing the valid ones.
+    def plan(self, features: Sequence[str] | None, entity: str | None = None) -> Plan:
+        """Where each requested feature lives (the catalog's `select` rules: one view, the entity's when given);
+        unknown names raise UnknownFeatures listing the valid ones.
 
-        Cached on the canonical list (known names only, duplicates dropped, request order kept), so what
+        Cached on the entity and the list (duplicates dropped, request order kept) once it resolved, so what
         the cache holds is bounded by the catalog whatever lists arrive: an unknown name is never cached.
         """
-        key = None if features is None else tuple(dict.fromkeys(features))
+        key = (entity, None if features is None else tuple(dict.fromkeys(features)))
         found = self._plans.get(key)
         if found is None:
-            found = [self.slots[name] for name in self.catalog.resolve(key)]
+            selection = self.catalog.select(key[1], entity)
+            rows = self.views[selection.view.name]
+            found = Plan(rows, [rows.slots[name] for name in selection.names])
             if len(self._plans) >= _PLAN_CACHE_LIMIT:
                 self._plans.clear()
             self._plans[key] = found
         return found
 
-    def entity(self, client_id: Any, plan: list[_Slot]) -> dict[str, Any]:
-        row = self.index.get(client_id)
+    def entity(self, entity_id: Any, plan: Plan) -> dict[str, Any]:
+        """One entity's answer, keyed by the plan's entity column (client_id or clinic_id)."""
+        rows = plan.rows
+        row = rows.index.get(entity_id)
         if row is None:
-            return {ENTITY: client_id, "success": False, "message": UNKNOWN_CLIENT}
-        numbers = self.numbers[row].tolist()
-        texts = self.texts[row].tolist() if self.texts.shape[1] else ()
+            return {rows.view.entity: entity_id, "success": False, "message": unknown_entity_message(rows.view.entity)}
+        numbers = rows.numbers[row].tolist()
+        texts = rows.texts[row].tolist() if rows.texts.shape[1] else ()
         values = {}
-        for slot in plan:
+        for slot in plan.slots:
             if slot.is_text:
                 values[slot.name] = texts[slot.column]
             else:
                 value = numbers[slot.column]
                 values[slot.name] = None if value != value else (int(value) if slot.is_integer else value)
-        month, computed_at = self.months[self.month_codes[row]]
+        month, computed_at = rows.months[rows.month_codes[row]]
         return {
-            ENTITY: client_id,
+            rows.view.entity: entity_id,
             "success": True,
             SNAPSHOT_COLUMN: month,
             "computed_at": computed_at,
@@ -121,41 +180,36 @@ class OnlineSnapshot:
         }
 
 
-def _computed_at(con) -> dict[date, datetime]:
-    """When each feature month was materialized, from the pipeline's ledger (published with quality)."""
+def _computed_at(con, model: str) -> dict[date, datetime]:
+    """When each month of a model was materialized, from the pipeline's ledger (published with quality)."""
     if not table_exists(con, LEDGER):
         return {}
-    return dict(con.execute(f"select month, materialized_at from {LEDGER} where model = ?", [FEATURE_MODEL]).fetchall())
+    return dict(con.execute(f"select month, materialized_at from {LEDGER} where model = ?", [model]).fetchall())
 
 
-def load_snapshot(analytics: Path) -> OnlineSnapshot:
-    """Read every client's latest feature row from the published file into memory."""
-    began = time.perf_counter()
-    identity = file_identity(analytics)  # before opening: a publish in between only causes one more reload
-    if identity is None:
-        raise not_published(analytics)
-    with open_analytics(analytics) as con:
-        catalog = catalog_from_connection(con, analytics)
-        schema_name, table_name = FEATURES_TABLE.split(".")
-        types = dict(
-            con.execute(
-                "select column_name, data_type from duckdb_columns() "
-                "where database_name = 'analytics' and schema_name = ? and table_name = ?",
-                [schema_name, table_name],
-            ).fetchall()
-        )
-        text_names = [n for n in catalog.names if types[n] in _TEXT_TYPES]
-        number_names = [n for n in catalog.names if n not in text_names]
-        selected = [ENTITY, SNAPSHOT_COLUMN, *(quote(n) for n in text_names)]
-        if number_names:
-            # One fixed-size DOUBLE[k] column arrives as a single rows x k matrix, without stacking k columns.
-            values = ", ".join(f"coalesce({quote(n)}::double, 'nan'::double)" for n in number_names)
-            selected.append(f"[{values}]::double[{len(number_names)}] as {_NUMBERS}")
-        table = con.sql(
-            f"select {', '.join(selected)} from {FEATURES_TABLE} "
-            f"qualify {SNAPSHOT_COLUMN} = max({SNAPSHOT_COLUMN}) over (partition by {ENTITY})"
-        ).to_arrow_table()
-        computed_at = _computed_at(con)
+def load_view(con, view: FeatureView) -> ViewRows:
+    """Every entity's latest row of one feature view into memory."""
+    schema_name, table_name = view.table.split(".")
+    types = dict(
+        con.execute(
+            "select column_name, data_type from duckdb_columns() "
+            "where database_name = current_database() and schema_name = ? and table_name = ?",
+            [schema_name, table_name],
+        ).fetchall()
+    )
+    text_names = [n for n in view.names if types[n] in _TEXT_TYPES]
+    number_names = [n for n in view.names if n not in text_names]
+    key = quote(view.entity)
+    selected = [key, SNAPSHOT_COLUMN, *(quote(n) for n in text_names)]
+    if number_names:
+        # One fixed-size DOUBLE[k] column arrives as a single rows x k matrix, without stacking k columns.
+        values = ", ".join(f"coalesce({quote(n)}::double, 'nan'::double)" for n in number_names)
+        selected.append(f"[{values}]::double[{len(number_names)}] as {_NUMBERS}")
+    table = con.sql(
+        f"select {', '.join(selected)} from {view.table} "
+        f"qualify {SNAPSHOT_COLUMN} = max({SNAPSHOT_COLUMN}) over (partition by {key})"
+    ).to_arrow_table()
+    computed_at = _computed_at(con, view.name)
     rows = table.num_rows
     if number_names:
         flat = table.column(_NUMBERS).combine_chunks().flatten().to_numpy(zero_copy_only=False)
@@ -169,23 +223,40 @@ def load_snapshot(analytics: Path) -> OnlineSnapshot:
     months = [(d, computed_at.get(d)) for d in (m.astype("datetime64[D]").item() for m in distinct)]
     slots = {n: _Slot(n, False, j, types[n] in _INTEGER_TYPES) for j, n in enumerate(number_names)}
     slots |= {n: _Slot(n, True, j, False) for j, n in enumerate(text_names)}
-    return OnlineSnapshot(
-        identity=identity,
-        catalog=catalog,
-        index=dict(zip(table.column(ENTITY).to_numpy().tolist(), range(rows))),
+    return ViewRows(
+        view=view,
+        index=dict(zip(table.column(view.entity).to_numpy().tolist(), range(rows))),
         numbers=np.ascontiguousarray(numbers, dtype=np.float64),
         texts=texts,
         month_codes=codes.reshape(-1).tolist(),
         months=months,
         slots=slots,
-        loaded_at=datetime.now(UTC),
-        load_seconds=time.perf_counter() - began,
         ledger=computed_at,
     )
 
 
+def load_snapshot(analytics: Path) -> OnlineSnapshot:
+    """Read every entity's latest feature row of each feature view from the published file into memory."""
+    began = time.perf_counter()
+    identity = file_identity(analytics)  # before opening: a publish in between only causes one more reload
+    if identity is None:
+        raise not_published(analytics)
+    with open_analytics(analytics) as con:
+        catalog = catalog_from_connection(con, analytics)
+        views = {name: load_view(con, view) for name, view in catalog.views.items()}
+        tables = published_tables(con)
+    return OnlineSnapshot(
+        identity=identity,
+        catalog=catalog,
+        views=views,
+        tables=tables,
+        loaded_at=datetime.now(UTC),
+        load_seconds=time.perf_counter() - began,
+    )
+
+
 class OnlineStore:
-    """Latest features per client from the published analytics file, refreshed when a new file is published.
+    """Latest features per entity (client, clinic) from the published analytics file, refreshed on each publish.
 
     `refresh_if_changed()` compares the file's inode, mtime and size with the loaded snapshot's (a publish is
     a rename, so a new inode); `watch(interval)` does so in a daemon thread. Lookups read whichever snapshot
@@ -267,12 +338,19 @@ class OnlineStore:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def lookup(self, client_ids: Iterable[int], features: Sequence[str] | None = None) -> list[dict[str, Any]]:
-        """Per client, in request order: success, feature_month, computed_at and the features, or a message."""
-        snapshot = self.snapshot
-        plan = snapshot.plan(features)
-        return [snapshot.entity(client_id, plan) for client_id in client_ids]
+    def lookup(
+        self, entity_ids: Iterable[int], features: Sequence[str] | None = None, entity: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Per entity, in request order: success, feature_month, computed_at and the features, or a message.
 
-    def lookup_one(self, client_id: int, features: Sequence[str] | None = None) -> dict[str, Any]:
+        `entity` (client_id, clinic_id) picks the feature view; without it the features do (bare names: the
+        default view, client_features), and every feature of client_features when they are None too."""
         snapshot = self.snapshot
-        return snapshot.entity(client_id, snapshot.plan(features))
+        plan = snapshot.plan(features, entity)
+        return [snapshot.entity(entity_id, plan) for entity_id in entity_ids]
+
+    def lookup_one(
+        self, entity_id: int, features: Sequence[str] | None = None, entity: str | None = None
+    ) -> dict[str, Any]:
+        snapshot = self.snapshot
+        return snapshot.entity(entity_id, snapshot.plan(features, entity))

@@ -2,8 +2,11 @@
 
 The snapshot of month M is "as of the end of M": it becomes available at
 E = the first day of M+1. A row with event_timestamp t gets the latest month M
-with E <= t (an ASOF join on client_id and E), so its features never see the
+with E <= t (an ASOF join on the entity and E), so its features never see the
 future of t. An event at exactly E sees M; one microsecond earlier sees M-1.
+
+The entity is the feature view's: client_id for client_features, clinic_id for clinic_features (the features
+requested pick the view, with the catalog's rules; entity_df's only entity column is the context for bare names).
 """
 
 from __future__ import annotations
@@ -17,8 +20,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from feature_store_assets.core.names import FEATURES_TABLE
-from feature_store_assets.serving.catalog import catalog_from_connection
+from feature_store_assets.serving.catalog import REF_SEPARATOR, FeatureCatalog, FeatureView, catalog_from_connection
 from feature_store_assets.serving.published import (
     ENTITY,
     SNAPSHOT_COLUMN,
@@ -30,19 +32,20 @@ from feature_store_assets.warehouse.connections import quote
 EVENT_TIMESTAMP = "event_timestamp"
 VERSION_ATTR = "feature_store_version"  # df.attrs key: the store version a training set was read from
 _ROW = "__row"
+_KEY = "__entity"  # the entity rows' id, whichever entity the feature view has
 # E of a snapshot: when it becomes usable, the first day of the month after its feature month.
 AVAILABLE_AT_SQL = f"({SNAPSHOT_COLUMN} + interval 1 month)::timestamp"
 
 
-def entity_rows(entity_df: pd.DataFrame) -> pa.Table:
-    """The entity rows as DuckDB reads them: input position, client_id and a naive µs event timestamp."""
-    missing = [c for c in (ENTITY, EVENT_TIMESTAMP) if c not in entity_df.columns]
+def entity_rows(entity_df: pd.DataFrame, entity: str = ENTITY) -> pa.Table:
+    """The entity rows as DuckDB reads them: input position, the entity's id and a naive µs event timestamp."""
+    missing = [c for c in (entity, EVENT_TIMESTAMP) if c not in entity_df.columns]
     if missing:
-        raise ServingError(f"entity_df lacks column(s) {', '.join(missing)}: it needs {ENTITY} and {EVENT_TIMESTAMP}")
+        raise ServingError(f"entity_df lacks column(s) {', '.join(missing)}: it needs {entity} and {EVENT_TIMESTAMP}")
     try:
-        client_ids = pd.array(entity_df[ENTITY], dtype="Int64")
+        ids = pd.array(entity_df[entity], dtype="Int64")
     except (TypeError, ValueError) as error:
-        raise ServingError(f"{ENTITY} must hold integers: {error}") from None
+        raise ServingError(f"{entity} must hold integers: {error}") from None
     try:
         timestamps = pd.to_datetime(entity_df[EVENT_TIMESTAMP], format="ISO8601")
     except (TypeError, ValueError) as error:
@@ -56,13 +59,13 @@ def entity_rows(entity_df: pd.DataFrame) -> pa.Table:
     return pa.table(
         {
             _ROW: pa.array(np.arange(len(entity_df), dtype=np.int64)),
-            ENTITY: pa.array(client_ids.to_numpy(dtype="int64", na_value=0), mask=np.asarray(client_ids.isna())),
+            _KEY: pa.array(ids.to_numpy(dtype="int64", na_value=0), mask=np.asarray(ids.isna())),
             EVENT_TIMESTAMP: pa.array(timestamps.to_numpy(), type=pa.timestamp("us"), from_pandas=True),  # NaT as NULL
         }
     )
 
 
-def snapshot_match_sql(max_age_months: int | None) -> str:
+def snapshot_match_sql(max_age_months: int | None, view: FeatureView) -> str:
     """Per entity row, the snapshot month it may see: the latest with E <= event_timestamp (an ASOF join).
 
     Narrow on purpose (keys only): sorting the wide rows for the ASOF join would cost several times more.
@@ -75,15 +78,15 @@ def snapshot_match_sql(max_age_months: int | None) -> str:
         else f" and datediff('month', s.available_at, e.{EVENT_TIMESTAMP}) <= {int(max_age_months)}"
     )
     return f"""
-        select e.{_ROW}, e.{ENTITY}, case when s.available_at is not null{fresh} then s.{SNAPSHOT_COLUMN} end as {SNAPSHOT_COLUMN}
+        select e.{_ROW}, e.{_KEY}, case when s.available_at is not null{fresh} then s.{SNAPSHOT_COLUMN} end as {SNAPSHOT_COLUMN}
         from entity_rows e asof left join (
-            select {ENTITY}, {SNAPSHOT_COLUMN}, {AVAILABLE_AT_SQL} as available_at
-            from {FEATURES_TABLE}
-        ) s on e.{ENTITY} = s.{ENTITY} and e.{EVENT_TIMESTAMP} >= s.available_at
+            select {quote(view.entity)} as {_KEY}, {SNAPSHOT_COLUMN}, {AVAILABLE_AT_SQL} as available_at
+            from {view.table}
+        ) s on e.{_KEY} = s.{_KEY} and e.{EVENT_TIMESTAMP} >= s.available_at
     """
 
 
-def snapshot_features_sql(features: Sequence[str]) -> str:
+def snapshot_features_sql(features: Sequence[str], view: FeatureView) -> str:
     """The matched snapshots' features, one row per entity row, in input order.
 
     DuckDB sorts the joined rows as it hands them over at almost no extra cost; reordering afterwards in
@@ -92,10 +95,22 @@ def snapshot_features_sql(features: Sequence[str]) -> str:
     columns = ", ".join(f"f.{quote(name)}" for name in features)
     return f"""
         select m.{_ROW}, m.{SNAPSHOT_COLUMN}{", " if features else ""}{columns}
-        from matched m left join {FEATURES_TABLE} f
-            on f.{ENTITY} = m.{ENTITY} and f.{SNAPSHOT_COLUMN} = m.{SNAPSHOT_COLUMN}
+        from matched m left join {view.table} f
+            on f.{quote(view.entity)} = m.{_KEY} and f.{SNAPSHOT_COLUMN} = m.{SNAPSHOT_COLUMN}
         order by m.{_ROW}
     """
+
+
+def training_view(catalog: FeatureCatalog, entity_df: pd.DataFrame, features: Sequence[str] | None):
+    """The feature view and bare names an entity_df's request reads (the catalog's `select`).
+
+    References (`view:feature`) name their view. Otherwise entity_df's only entity column (client_id or
+    clinic_id) is the context for bare names; with several (a client's rows carrying its clinic_id), the names
+    alone decide, and bare names mean client_features."""
+    present = [entity for entity in catalog.entities if entity in entity_df.columns]
+    referenced = features is not None and any(REF_SEPARATOR in name for name in features)
+    selection = catalog.select(features, present[0] if len(present) == 1 and not referenced else None)
+    return selection.view, selection.names
 
 
 _NULLABLE_INTEGERS = {
@@ -162,8 +177,10 @@ def get_training_features(
 ) -> pd.DataFrame:
     """entity_df with `feature_month` and the features added, one row per input row, in input order.
 
-    entity_df needs `client_id` and a naive `event_timestamp`; its other columns (labels) are kept.
-    features: names from the catalog (default: all). max_age_months: drop snapshots older than that
+    entity_df needs the feature view's entity (`client_id` for client_features, `clinic_id` for clinic_features)
+    and a naive `event_timestamp`; its other columns (labels) are kept. features: names of one feature view
+    (`view:feature`, or bare within entity_df's entity's view; default: every feature of that view, client_features
+    when entity_df has client_id). max_age_months: drop snapshots older than that
     many months (0 = only the freshest possible); dropped and missing snapshots give NULLs and a NULL
     feature_month. Reads store version `version` (default: the current one) of the published store
     beside the analytics file (default: FEATURE_STORE_ANALYTICS); the result's
@@ -175,16 +192,16 @@ def get_training_features(
         analytics = Settings.from_env().analytics
     if max_age_months is not None and (not isinstance(max_age_months, int | np.integer) or max_age_months < 0):
         raise ServingError(f"max_age_months must be a whole number of months >= 0, got {max_age_months!r}")
-    rows = entity_rows(entity_df)
     with open_features(analytics, version) as (con, pinned):
-        names = catalog_from_connection(con, analytics).resolve(features)
+        view, names = training_view(catalog_from_connection(con, analytics), entity_df, features)
+        rows = entity_rows(entity_df, view.entity)
         clashes = [c for c in (SNAPSHOT_COLUMN, *names) if c in entity_df.columns]
         if clashes:
             raise ServingError(f"entity_df already has column(s) {', '.join(clashes)}: rename them first")
         con.register("entity_rows", rows)
         # A temp table gives the optimizer the exact row count, so the hash join builds on the entity side.
-        con.execute(f"create temp table matched as {snapshot_match_sql(max_age_months)}")
-        found = con.sql(snapshot_features_sql(names)).to_arrow_table()
+        con.execute(f"create temp table matched as {snapshot_match_sql(max_age_months, view)}")
+        found = con.sql(snapshot_features_sql(names, view)).to_arrow_table()
     # LEFT joins keep every entity row once, sorted by position: anything else is a bug
     if not np.array_equal(found.column(_ROW).to_numpy(), np.arange(len(entity_df))):
         raise AssertionError(f"point-in-time join returned {found.num_rows} rows for {len(entity_df)}, or out of order")

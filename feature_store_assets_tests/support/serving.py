@@ -7,6 +7,7 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -51,6 +52,23 @@ def analytics_query(settings: Settings, sql: str):
         return con.sql(sql).df()
     finally:
         con.close()
+
+
+def call_json(base: str, method: str, path: str, body: object = None, headers: dict | None = None) -> tuple[int, Any]:
+    """One HTTP request with a JSON body (if any); its status and its JSON answer, error statuses included."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(
+        base + path, data=data, method=method, headers={"content-type": "application/json", **(headers or {})}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
 
 
 def free_port() -> int:
