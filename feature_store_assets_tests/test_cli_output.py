@@ -292,7 +292,7 @@ def test_a_table_missing_for_a_month_fails_before_dbt_naming_table_and_month(fea
     code, seconds, out, err = run_cli(["materialize", "--from", "2023-01", "--to", "2023-01"], tmp_path)
     assert code == 1, out + err
     assert "web_sessions has no file for month=2023-01" in err
-    # the monthly dbt build never started: the pre-flight failed first
+    # the monthly dbt build never started (only the unpartitioned models' short build before it ran)
     assert "Running with dbt" not in (out + err)
     run_log = Path(re.search(r"run log: (\S+)", err)[1])
     assert run_log.exists() and "--vars" not in run_log.read_text()

@@ -1,9 +1,11 @@
 """The Dagster graph as a whole: a snapshot of its assets, groups, partitions, checks, jobs, schedules and sensors."""
 
+import time
 from datetime import datetime
 
 import dagster as dg
 import pytest
+from dagster._core.execution.asset_backfill import AssetBackfillData  # what a UI backfill plans
 
 from feature_store_assets.core.settings import Settings
 from feature_store_assets.definitions import build_definitions
@@ -27,8 +29,9 @@ def test_the_snapshot_names_the_layers_as_groups(defs):
     snapshot = definitions_snapshot(defs)
     groups = {asset["group"] for asset in snapshot["assets"].values()}
     assert groups == {"landing_zone", "reference", "filter", "staging", "aggregation", "features", "marts", "publish"}
+    # same-month dependencies only: the 12-month lookback is metadata, so backfills keep to their months
     assert snapshot["assets"]["features/client_features"]["deps"]["aggregation/client_monthly_financials"] == (
-        "TimeWindowPartitionMapping(start_offset=-11, end_offset=0, allow_nonexistent_upstream_partitions=True)"
+        "TimeWindowPartitionMapping(start_offset=0, end_offset=0, allow_nonexistent_upstream_partitions=False)"
     )
     assert snapshot["checks"][f"publish/analytics_database:{FRESHNESS_CHECK}"] == {"blocking": False}
     assert snapshot["schedules"]["monthly_feature_schedule"]["job"] == MONTHLY_JOB
@@ -54,26 +57,40 @@ def test_monthly_assets_share_partitions_from_the_start_month(defs):
     graph = defs.resolve_asset_graph()
     features = graph.get(dg.AssetKey(["features", "client_features"]))
     assert features.partitions_def.get_first_partition_key() == "2023-01-01"
-    assert graph.get(dg.AssetKey(["filtered", "integrated_clients"])).partitions_def == features.partitions_def
+    assert graph.get(dg.AssetKey(["filtered", "integrated_clients"])).partitions_def is None  # not monthly
     assert graph.get(dg.AssetKey(["reference", "zip_income"])).partitions_def is None
     assert graph.get(dg.AssetKey(["landing_zone", "transactions"])).partitions_def == features.partitions_def
 
 
-def test_features_depend_on_twelve_months_of_aggregates(defs):
+def test_a_six_month_backfill_of_everything_plans_exactly_those_six_months(defs):
+    """What the UI's "Materialize all" over six partitions asks the backfill daemon for: no monthly asset gets a
+    month outside them (a 12-month lookback mapping would have planned features and marts for 17 months), and the
+    unpartitioned assets once."""
+    graph = defs.resolve_asset_graph()
+    selection = [key for key in graph.get_all_asset_keys() if graph.get(key).is_materializable]
+    months = [f"2023-{m:02d}-01" for m in range(1, 7)]
+    with dg.DagsterInstance.ephemeral() as instance:
+        plan = AssetBackfillData.from_asset_partitions(graph, months, selection, instance, time.time(), False)
+    planned = {
+        key.to_user_string(): sorted(s.get_partition_keys())
+        for key, s in plan.target_subset.partitions_subsets_by_asset_key.items()
+    }
+    monthly = {key.to_user_string() for key in selection if graph.get(key).is_partitioned}
+    assert set(planned) == monthly and all(keys == months for keys in planned.values())
+    assert "filtered/integrated_clients" not in monthly  # not monthly: today's clinics and clients
+    assert {"filtered/integrated_clients", "publish/analytics_database"} <= {
+        key.to_user_string() for key in plan.target_subset.non_partitioned_asset_keys
+    }
+
+
+def test_features_and_marts_say_which_aggregation_months_they_read(defs):
     graph = defs.resolve_asset_graph()
     features = dg.AssetKey(["features", "client_features"])
-    financials = dg.AssetKey(["aggregation", "client_monthly_financials"])
-    subset = graph.get_parent_partition_keys_for_child(
-        partition_key="2024-03-01", parent_asset_key=financials, child_asset_key=features
-    ).partitions_subset
-    assert sorted(subset.get_partition_keys()) == [
-        f"{y}-{m:02d}-01" for y, m in [(2023, m) for m in range(4, 13)] + [(2024, m) for m in range(1, 4)]
-    ]
-    early = graph.get_parent_partition_keys_for_child(
-        partition_key="2023-02-01", parent_asset_key=financials, child_asset_key=features
-    ).partitions_subset
-    assert sorted(early.get_partition_keys()) == ["2023-01-01", "2023-02-01"]
-    # the features also read the client ZIP incomes and the integrated clients
+    for key in (features, dg.AssetKey(["marts", "client_rfm"]), dg.AssetKey(["marts", "product_affinity"])):
+        assert graph.get(key).metadata["reads_aggregation_months"] == "M-11..M"
+    assert (
+        "reads_aggregation_months" not in graph.get(dg.AssetKey(["aggregation", "client_monthly_financials"])).metadata
+    )
     assert dg.AssetKey(["reference", "client_zip_income"]) in graph.get(features).parent_keys
 
 

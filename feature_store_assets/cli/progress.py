@@ -155,6 +155,7 @@ class RunProgress:
         self._dbt_started: float | None = None
         self._months_done = 0
         self._build_months: list[date] = []
+        self._month_build = True
         self._nodes_done = self._nodes_total = 0
 
     # the two inputs
@@ -196,6 +197,8 @@ class RunProgress:
 
     def _on_dbt_line(self, line: str) -> None:
         with self._lock:
+            if not self._month_build:
+                return
             if line.startswith("Running with dbt="):  # a new dbt build (a backfill may make several)
                 if self._dbt_started is None:
                     self._dbt_started, self._dbt_step = self.clock(), self._current_step
@@ -236,7 +239,10 @@ class RunProgress:
 
     def _on_log_message(self, level: int, message: str) -> None:
         if message.startswith("Running dbt command"):
-            self._build_months = build_months(message) or []
+            months = build_months(message)
+            # a build without months (the unpartitioned models before them) is not one of the run's month builds
+            self._month_build = months is not None
+            self._build_months = months or []
         elif level >= 30 and not message.startswith(
             "Dependencies for step"
         ):  # WARNING and up; skipped steps get a line

@@ -95,8 +95,8 @@ def wait_for(condition, timeout: float, interval: float = 0.2, what: str = "cond
 
 
 def dbt_build_child(pid: int) -> int | None:
-    """The monthly `dbt build` process a run started (the one given the run's months as --vars), if it is
-    running now."""
+    """The monthly `dbt build` process a run started (the one given the run's months as --vars, not the
+    unpartitioned models' build before it), if it is running now."""
     for child in child_pids(pid):
         if "dbt" in cmdline(child) and " build " in cmdline(child) and " --vars " in cmdline(child):
             return child

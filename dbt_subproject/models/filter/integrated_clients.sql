@@ -1,7 +1,8 @@
 -- Clients whose home clinic's integration is complete: the only clients whose data is trusted.
--- A view, so every monthly run sees the landing zone's current clinics and clients without a second dbt invocation.
--- On Spark a table rebuilt by every build: the same freshness, and Parquet files the DuckDB side can read.
-{{ config(materialized='table' if target.type == 'spark' else 'view', tags=['monthly']) }}
+-- Not monthly (no `monthly` tag): an unpartitioned asset of its own, rebuilt by a short dbt build before every
+-- run's months (defs/dbt/assets.py, current_dbt_models). A view, so it always reads the landing zone's current
+-- clinics and clients; on Spark a table: the same freshness, and Parquet files the DuckDB side can read.
+{{ config(materialized='table' if target.type == 'spark' else 'view') }}
 
 select
     clients.client_id,

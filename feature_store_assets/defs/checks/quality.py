@@ -470,56 +470,39 @@ def check_specs(models: list[ModelQuality]) -> list[dg.AssetCheckSpec]:
                 "its 12-month window holds no blocked month), or held back with the reasons; recorded in quality.materialized_months.",
             )
         )
-        if model.quality.get("row_count_check", True):
-            specs.append(
-                dg.AssetCheckSpec(
+        specs += [
+            dg.AssetCheckSpec(name, asset=model.key, description=description)
+            for name, applies, description in (
+                (
                     "row_count",
-                    asset=model.key,
-                    description=(
-                        "Rows of each run month. No rows: ERROR. Against the trailing months' median: WARN on a drop below half or "
-                        "growth above 3x, once 3 earlier months with a median of at least 500 rows are known (docs/quality.md)."
-                    ),
-                )
-            )
-        specs.append(
-            dg.AssetCheckSpec(
-                "null_rates",
-                asset=model.key,
-                description="ERROR when a column's null rate breaks its threshold from the dbt .yml.",
-            )
-        )
-        if model.event_timestamp or model.sees_future_when:
-            specs.append(
-                dg.AssetCheckSpec(
+                    model.quality.get("row_count_check", True),
+                    "Rows of each run month. No rows: ERROR. Against the trailing months' median: WARN on a drop below half or "
+                    "growth above 3x, once 3 earlier months with a median of at least 500 rows are known (docs/quality.md).",
+                ),
+                ("null_rates", True, "ERROR when a column's null rate breaks its threshold from the dbt .yml."),
+                (
                     "point_in_time",
-                    asset=model.key,
-                    description="ERROR when an event at or after E (the first day of M+1) contributes to month M.",
-                )
-            )
-        if model.holds_rejected_rows:
-            specs.append(
-                dg.AssetCheckSpec(
+                    model.event_timestamp or model.sees_future_when,
+                    "ERROR when an event at or after E (the first day of M+1) contributes to month M.",
+                ),
+                (
                     "rejected_row_rate",
-                    asset=model.key,
-                    description="Rejected rows per landed rows, by table and reason: WARN above 1%, ERROR above 10%.",
-                )
-            )
-        if model.eligible_clients:
-            specs.append(
-                dg.AssetCheckSpec(
+                    model.holds_rejected_rows,
+                    "Rejected rows per landed rows, by table and reason: WARN above 1%, ERROR above 10%.",
+                ),
+                (
                     "eligible_clients_only",
-                    asset=model.key,
-                    description="ERROR unless every featured client exists, belongs to a complete clinic and was created before E.",
-                )
-            )
-        if model.feature_drift:
-            specs.append(
-                dg.AssetCheckSpec(
+                    model.eligible_clients,
+                    "ERROR unless every featured client exists, belongs to a complete clinic and was created before E.",
+                ),
+                (
                     "feature_drift",
-                    asset=model.key,
-                    description="Population stability index of each feature against the previous month (WARN).",
-                )
+                    model.feature_drift,
+                    "Population stability index of each feature against the previous month (WARN).",
+                ),
             )
+            if applies
+        ]
     return specs
 
 

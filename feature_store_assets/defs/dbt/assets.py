@@ -1,4 +1,5 @@
-"""The dbt models as Dagster assets: the monthly step that validates, builds and records the run's months."""
+"""The dbt models as Dagster assets: the monthly step that validates, builds and records the run's months, and
+before it the unpartitioned models every run rebuilds whole (integrated_clients: not monthly, so not partitioned)."""
 
 import json
 import os
@@ -54,9 +55,56 @@ from feature_store_assets.warehouse.ledger import month_states, record_failed_mo
 from feature_store_assets.warehouse.spark import mirror_spark_tables
 
 
+def dbt_log_args(dbt_log: Path) -> list[str]:
+    """dbt's log goes to the run's log folder, as plain text without colour codes: dbt's lines end up in files (the
+    run's log, compute logs)."""
+    return ["--log-path", str(dbt_log.parent), "--log-format-file", "text", "--no-use-colors"]
+
+
+def new_target(target_root: Path) -> Path:
+    """A dbt invocation's own target folder, removed afterwards unless the build failed (dbt's error names its log)."""
+    return Path(tempfile.mkdtemp(dir=target_root, prefix=f"{RUN_TARGET_PREFIX}{os.getpid()}-"))
+
+
 def build_dbt_assets(partitions_def: dg.TimeWindowPartitionsDefinition) -> list[dg.AssetsDefinition]:
     manifest = load_manifest()
     translator = LayerTranslator()
+    contract = contract_from_manifest(manifest)
+    target_root = dbt_project.project_dir / "target"
+
+    @dbt_assets(
+        manifest=with_readable_test_names(manifest),
+        project=dbt_project,
+        select="fqn:*",
+        exclude=MONTHLY_SELECTOR,
+        dagster_dbt_translator=translator,
+        name="current_dbt_models",
+        pool=WAREHOUSE_POOL,
+    )
+    def current_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, feature_store: FeatureStoreResource):
+        """The models that are not monthly (integrated_clients: today's clinics and clients), rebuilt whole by every
+        run before its months: one short dbt build, unpartitioned."""
+        settings = feature_store.settings
+        report = landing_zone_report(settings.raw_dir, [], contract)
+        if report.reference:  # clinics.parquet or clients.parquet: these models read them
+            raise report.error([])
+        os.environ.update(settings.as_env())  # dbt runs in its project folder: the settings as absolute paths
+        target_root.mkdir(parents=True, exist_ok=True)
+        target = new_target(target_root)
+        dbt_log = dbt_log_path(settings.warehouse, context.run_id)
+        try:
+            yield from dbt.cli(
+                ["build", "--exclude-resource-type", "unit_test", *dbt_log_args(dbt_log)],
+                target_path=target,
+                context=context,
+            ).stream()
+        except Exception:
+            (target / KEPT_MARKER).write_text(f"dbt build of the unpartitioned models, Dagster run {context.run_id}\n")
+            raise
+        shutil.rmtree(target, ignore_errors=True)
+        if settings.on_spark:  # the DuckDB warehouse reads Spark's tables through views (docs/spark.md)
+            mirror_spark_tables(settings.warehouse, settings.spark_dir, model_columns(manifest))
+
     monthly_models = monthly_models_by_name(manifest)
     aggregation_models = sorted(name for name, node in monthly_models.items() if layer_of(node) == "aggregation")
     windowed_models = {name for name, node in monthly_models.items() if layer_of(node) in WINDOWED_LAYERS}
@@ -79,12 +127,9 @@ def build_dbt_assets(partitions_def: dg.TimeWindowPartitionsDefinition) -> list[
         months = month_range(first, last)
         selected = {key.path[-1] for key in context.selected_asset_keys}
 
-        target_root = (
-            dbt_project.project_dir / "target"
-        )  # first: a run that builds nothing cleans up after killed ones too
         target_root.mkdir(parents=True, exist_ok=True)
-        clean_dbt_targets(target_root)
-        report = landing_zone_report(settings.raw_dir, months, contract_from_manifest(manifest))
+        clean_dbt_targets(target_root)  # first: a run that builds nothing cleans up after killed ones too
+        report = landing_zone_report(settings.raw_dir, months, contract)
         if report.reference:  # clinics.parquet or clients.parquet: every month reads them
             raise report.error([])
         held = months_not_buildable(
@@ -143,8 +188,7 @@ def build_dbt_assets(partitions_def: dg.TimeWindowPartitionsDefinition) -> list[
             context.run_id,
         )
         for chunk in chunks:
-            # each invocation gets its own target folder, removed afterwards unless the build failed (dbt's error names its log)
-            target = Path(tempfile.mkdtemp(dir=target_root, prefix=f"{RUN_TARGET_PREFIX}{os.getpid()}-"))
+            target = new_target(target_root)
             try:
                 events.add(
                     dbt.cli(
@@ -154,12 +198,7 @@ def build_dbt_assets(partitions_def: dg.TimeWindowPartitionsDefinition) -> list[
                             "unit_test",
                             "--vars",
                             json.dumps(dbt_vars(chunk[0], chunk[-1])),
-                            # plain text without colour codes: dbt's lines end up in files (the run's log, compute logs)
-                            "--log-path",
-                            str(dbt_log.parent),
-                            "--log-format-file",
-                            "text",
-                            "--no-use-colors",
+                            *dbt_log_args(dbt_log),
                         ],
                         target_path=target,
                         context=context,
@@ -218,4 +257,4 @@ def build_dbt_assets(partitions_def: dg.TimeWindowPartitionsDefinition) -> list[
         if failure is not None:
             raise failure
 
-    return [monthly_dbt_models]
+    return [current_dbt_models, monthly_dbt_models]

@@ -30,7 +30,7 @@ MONTHLY_SELECTOR = "tag:monthly"
 LANDING_ZONE_SOURCE = "landing_zone"
 # The layers (dbt folders, Dagster groups) from the landing zone's side to the analysts'.
 LAYERS = ("filter", "aggregation", "features", "marts")
-# Layers whose month M reads the aggregation months M-11..M (LayerTranslator's partition mapping).
+# Layers whose month M reads the aggregation months M-11..M (the history guard; LayerTranslator's metadata).
 WINDOWED_LAYERS = ("features", "marts")
 
 
@@ -65,7 +65,7 @@ def layer_of(props: Mapping[str, Any]) -> str | None:
 
 class LayerTranslator(DagsterDbtTranslator):
     """Keys as [schema, model], groups named after the layer folders (or `meta.dagster.group`: the staging
-    tables), the features' 12-month lookback, and dbt test checks described by what they test (dbt_checks)."""
+    tables), the windowed layers' 12-month lookback as metadata, and dbt test checks described by what they test (dbt_checks)."""
 
     def __init__(self) -> None:
         super().__init__(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
@@ -84,20 +84,14 @@ class LayerTranslator(DagsterDbtTranslator):
         spec = super().get_asset_check_spec(asset_spec, manifest, unique_id, project)
         return spec and spec._replace(description=check_description(manifest["nodes"][unique_id]))
 
-    def get_partition_mapping(
-        self, dbt_resource_props: Mapping[str, Any], dbt_parent_resource_props: Mapping[str, Any]
-    ) -> dg.PartitionMapping | None:
-        # Feature month M reads the aggregates of M-11..M (the 12m window).
-        if layer_of(dbt_resource_props) == "features" and layer_of(dbt_parent_resource_props) == "aggregation":
-            return dg.TimeWindowPartitionMapping(
-                start_offset=-FEATURE_LOOKBACK_MONTHS, end_offset=0, allow_nonexistent_upstream_partitions=True
-            )
-        # Mart month M reads its lookback window (at most 12 months) of aggregates.
-        if layer_of(dbt_resource_props) == "marts" and layer_of(dbt_parent_resource_props) == "aggregation":
-            return dg.TimeWindowPartitionMapping(
-                start_offset=-FEATURE_LOOKBACK_MONTHS, end_offset=0, allow_nonexistent_upstream_partitions=True
-            )
-        return None
+    def get_metadata(self, dbt_resource_props: Mapping[str, Any]) -> Mapping[str, Any]:
+        # Month M of the windowed layers reads the aggregation months M-11..M. Not a partition mapping: Dagster plans a
+        # backfill forward along its mappings, so a 12-month lookback would turn a backfill of months 1..6 into features
+        # and marts for 1..17. The monthly step's history guard enforces the window (docs/architecture.md).
+        metadata = dict(super().get_metadata(dbt_resource_props))
+        if layer_of(dbt_resource_props) in WINDOWED_LAYERS:
+            metadata["reads_aggregation_months"] = f"M-{FEATURE_LOOKBACK_MONTHS}..M"
+        return metadata
 
 
 def monthly_models_by_name(manifest: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
