@@ -48,9 +48,13 @@ def session_dagster_home(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def small_landing_zone(tmp_path_factory) -> Path:
-    raw_dir = tmp_path_factory.mktemp("landing_zone") / "raw"
-    generate_landing_zone(raw_dir, SMALL_ZONE, zip_income_csv=SAMPLE_ZIP_INCOME)
-    return raw_dir
+    """Generated once per session for every worker (support/shared.py): read it, or copy it to change it."""
+    from feature_store_assets_tests.support.shared import built_once
+
+    def generate(root: Path) -> None:
+        generate_landing_zone(root / "raw", SMALL_ZONE, zip_income_csv=SAMPLE_ZIP_INCOME)
+
+    return built_once(tmp_path_factory, "small_landing_zone", generate) / "raw"
 
 
 def instance_home_copy(home: Path) -> Path:

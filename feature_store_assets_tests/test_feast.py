@@ -22,7 +22,7 @@ from feature_store_assets.serving.catalog import load_catalog
 from feature_store_assets.serving.feast_repo import feast_repo_files
 from feature_store_assets.serving.online import OnlineStore
 from feature_store_assets.serving.training import get_training_features
-from feature_store_assets_tests.support.serving import published_store
+from feature_store_assets_tests.support.shared import published_copy
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("feast")]
 
@@ -34,7 +34,7 @@ US = pd.Timedelta(microseconds=1)
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory, small_landing_zone):
-    return published_store(tmp_path_factory.mktemp("feast"), small_landing_zone)
+    return published_copy(tmp_path_factory, small_landing_zone, "feast")
 
 
 @pytest.fixture(scope="module")

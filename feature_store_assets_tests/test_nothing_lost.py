@@ -29,7 +29,7 @@ from feature_store_assets.store import current_version, list_versions, rebuild_a
 from feature_store_assets.warehouse.connections import quote, table_exists
 from feature_store_assets.warehouse.ledger import ACCEPTED, BLOCKED, FAILED, month_states, months_to_publish
 from feature_store_assets_tests.support.operations import digest, kill, kill_in_dbt, months_of, wait_for
-from feature_store_assets_tests.support.serving import published_store
+from feature_store_assets_tests.support.shared import shared_published_store, store_copy
 
 pytestmark = pytest.mark.e2e
 
@@ -52,17 +52,13 @@ def start_materialize(month: str) -> subprocess.Popen:
 @pytest.fixture(scope="module")
 def january(tmp_path_factory, small_landing_zone) -> Path:
     """A store with 2023-01 materialized, accepted and published, built once for the module."""
-    return published_store(tmp_path_factory.mktemp("january"), small_landing_zone, "2023-01", "2023-01").root
+    return shared_published_store(tmp_path_factory, small_landing_zone, "2023-01", "2023-01")
 
 
 @pytest.fixture
-def store(feature_store, january):
-    """The feature_store fixture (a private landing zone copy) starting from the published January (its store
-    copied, the analytics file rewritten over the copy)."""
-    shutil.copy(january / "warehouse.duckdb", feature_store.root / "warehouse.duckdb")
-    shutil.copytree(january / "published", feature_store.settings.published_dir)
-    rebuild_analytics(feature_store.settings.published_dir, feature_store.settings.analytics)
-    return feature_store
+def store(feature_store, january, monkeypatch):
+    """The feature_store fixture (a private landing zone copy) starting from a copy of the published January."""
+    return store_copy(january, feature_store.root, feature_store.raw_dir, monkeypatch)
 
 
 def month_digests(path: Path) -> dict[tuple[str, date], tuple]:
@@ -281,10 +277,8 @@ def test_killed_dbt_build_is_not_history_leaves_no_target_folder_and_a_failed_bu
     err = capfd.readouterr().err
     logs = re.findall(r"(/[^\s()]+\.log)\b", err)  # the logs the error points at are there to read
     assert logs and all(Path(log).exists() for log in logs), err
-    feb = month_states(store.settings.warehouse)[FEB]
-    assert feb.status == FAILED
-    [dbt_log] = re.findall(r"dbt log: ([^\s()]+)", feb.reason)
-    assert Path(dbt_log).exists(), feb.reason
+    # dbt fails in the unpartitioned models' build, which runs first: February stays failed, never history
+    assert month_states(store.settings.warehouse)[FEB].status == FAILED
 
     monkeypatch.delenv("FEATURE_STORE_DBT_TARGET")
     assert materialize("2023-02", "2023-02") == 0

@@ -4,7 +4,6 @@ Real runs of the CLI (Dagster in-process, dbt in a subprocess) on a small genera
 """
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -16,7 +15,7 @@ import feature_store_assets.defs.dbt.assets
 import feature_store_assets.defs.publish.analytics
 import feature_store_assets.store.publishing
 from feature_store_assets.cli.main import main
-from feature_store_assets.store import list_versions, rebuild_analytics
+from feature_store_assets.store import list_versions
 from feature_store_assets_tests.conftest import configure
 from feature_store_assets_tests.support.operations import (
     digest,
@@ -25,7 +24,7 @@ from feature_store_assets_tests.support.operations import (
     kill_in_dbt,
     months_of,
 )
-from feature_store_assets_tests.support.serving import published_store
+from feature_store_assets_tests.support.shared import shared_published_store, store_copy
 
 pytestmark = pytest.mark.e2e
 
@@ -47,18 +46,14 @@ def assert_recovered(store, months: list[str]) -> None:
 
 @pytest.fixture(scope="module")
 def two_published_months(tmp_path_factory, small_landing_zone):
-    """A store with 2023-01..02 materialized and published, built once for the module."""
-    return published_store(tmp_path_factory.mktemp("two_months"), small_landing_zone, "2023-01", "2023-02").root
+    """A store with 2023-01..02 materialized and published, built once for the session."""
+    return shared_published_store(tmp_path_factory, small_landing_zone, "2023-01", "2023-02")
 
 
 @pytest.fixture
 def store(two_published_months, tmp_path, small_landing_zone, monkeypatch):
-    """A private copy of the two-month store (the landing zone is only read here), its analytics file over the copy."""
-    shutil.copy(two_published_months / "warehouse.duckdb", tmp_path / "warehouse.duckdb")
-    shutil.copytree(two_published_months / "published", tmp_path / "published")
-    found = configure(monkeypatch, tmp_path, small_landing_zone)
-    rebuild_analytics(found.settings.published_dir, found.settings.analytics)
-    return found
+    """A private copy of the two-month store (the landing zone is only read here)."""
+    return store_copy(two_published_months, tmp_path, small_landing_zone, monkeypatch)
 
 
 def test_failures_after_dbt_wrote_or_while_publishing_leave_the_analytics_file_and_a_rerun_recovers(store, monkeypatch):

@@ -14,7 +14,8 @@ from deltalake import DeltaTable
 
 from feature_store_assets.core.names import FEATURE_MODEL, FEATURES_TABLE
 from feature_store_assets.store import table_dir, table_files
-from feature_store_assets_tests.support.serving import analytics_query, published_store
+from feature_store_assets_tests.support.serving import analytics_query
+from feature_store_assets_tests.support.shared import published_copy
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("published_readers")]
 
@@ -23,7 +24,7 @@ KEYS = ["client_id", "feature_month"]
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory, small_landing_zone):
-    return published_store(tmp_path_factory.mktemp("published_readers"), small_landing_zone)
+    return published_copy(tmp_path_factory, small_landing_zone, "published_readers")
 
 
 @pytest.fixture(scope="module")

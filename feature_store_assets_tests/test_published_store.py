@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import signal
 import subprocess
 import sys
@@ -24,10 +23,10 @@ import pytest
 from feature_store_assets.cli.main import main
 from feature_store_assets.defs.dbt.project import load_manifest
 from feature_store_assets.defs.publish.analytics import monthly_tables, publish_analytics
-from feature_store_assets.store import current_version, list_versions, rebuild_analytics, table_files
+from feature_store_assets.store import current_version, list_versions, table_files
 from feature_store_assets.store.tables import DELTA_LOG
-from feature_store_assets_tests.conftest import configure
 from feature_store_assets_tests.support.operations import kill, wait_for
+from feature_store_assets_tests.support.shared import shared_published_store, store_copy
 
 pytestmark = pytest.mark.e2e
 
@@ -37,21 +36,13 @@ DUCKDB1_VENV = Path.home() / ".cache" / "feature-store-tests" / "duckdb1"
 
 @pytest.fixture(scope="module")
 def published(tmp_path_factory, small_landing_zone) -> Path:
-    root = tmp_path_factory.mktemp("published_store")
-    with pytest.MonkeyPatch.context() as patch:
-        configure(patch, root, small_landing_zone)
-        assert main(["materialize", "--from", "2023-01", "--to", "2023-02"]) == 0
-    return root
+    return shared_published_store(tmp_path_factory, small_landing_zone, "2023-01", "2023-02")
 
 
 @pytest.fixture
 def store(published, tmp_path, small_landing_zone, monkeypatch):
     """A private copy of the published store, its warehouse and its analytics file (rebuilt over the copy)."""
-    shutil.copy(published / "warehouse.duckdb", tmp_path / "warehouse.duckdb")
-    shutil.copytree(published / "published", tmp_path / "published")
-    found = configure(monkeypatch, tmp_path, small_landing_zone)
-    rebuild_analytics(found.settings.published_dir, found.settings.analytics)
-    return found
+    return store_copy(published, tmp_path, small_landing_zone, monkeypatch)
 
 
 def republish(store, months=None, keep=12):

@@ -11,7 +11,8 @@ from feature_store_assets.core.paths import DBT_PROJECT_DIR
 from feature_store_assets.defs.dbt.project import load_manifest
 from feature_store_assets.serving.catalog import FeatureCatalog, catalog_definitions, feature_definitions, load_catalog
 from feature_store_assets.serving.published import UnknownFeatures
-from feature_store_assets_tests.support.serving import analytics_query, published_store
+from feature_store_assets_tests.support.serving import analytics_query
+from feature_store_assets_tests.support.shared import published_copy
 
 YML = DBT_PROJECT_DIR / "models" / "features" / "client_features.yml"
 RISKS = {"low", "medium", "high"}
@@ -90,7 +91,7 @@ def test_unknown_names_are_reported_with_the_valid_ones(definitions):
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory, small_landing_zone):
-    return published_store(tmp_path_factory.mktemp("serving_catalog"), small_landing_zone)
+    return published_copy(tmp_path_factory, small_landing_zone, "serving_catalog")
 
 
 @pytest.mark.e2e

@@ -22,7 +22,8 @@ import psutil
 import pytest
 
 from feature_store_assets.operations.runs import acquire, release
-from feature_store_assets_tests.support.serving import analytics_query, march_clients, published_store, serving_process
+from feature_store_assets_tests.support.serving import analytics_query, march_clients, serving_process
+from feature_store_assets_tests.support.shared import published_copy
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("serving_contract")]
 
@@ -50,7 +51,7 @@ def call_json(*args, **kwargs):
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory, small_landing_zone):
-    return published_store(tmp_path_factory.mktemp("serving_contract"), small_landing_zone)
+    return published_copy(tmp_path_factory, small_landing_zone, "serving_contract")
 
 
 @pytest.fixture(scope="module")

@@ -22,9 +22,9 @@ from feature_store_assets_tests.support.serving import (
     analytics_query,
     free_port,
     march_clients,
-    published_store,
     serving_process,
 )
+from feature_store_assets_tests.support.shared import published_copy
 
 # one worker per module: its module-scoped materialization runs once
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("serving_http")]
@@ -46,7 +46,7 @@ def call(base: str, method: str, path: str, body: object = None, raw: bytes | No
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory, small_landing_zone):
-    return published_store(tmp_path_factory.mktemp("serving_http"), small_landing_zone)
+    return published_copy(tmp_path_factory, small_landing_zone, "serving_http")
 
 
 @pytest.fixture(scope="module")

@@ -18,8 +18,8 @@ from feature_store_assets_tests.support.serving import (
     analytics_query,
     copy_store,
     materialize,
-    published_store,
 )
+from feature_store_assets_tests.support.shared import published_copy
 
 # one worker per module: its module-scoped materialization runs once
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("serving_online")]
@@ -31,7 +31,7 @@ LATEST_ROWS = """select * from features.client_features
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory, small_landing_zone):
-    return published_store(tmp_path_factory.mktemp("serving_online"), small_landing_zone, "2023-01", "2023-02")
+    return published_copy(tmp_path_factory, small_landing_zone, "serving_online", "2023-01", "2023-02")
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ from feature_store_assets.serving.catalog import load_catalog
 from feature_store_assets.serving.published import ServingError, UnknownFeatures
 from feature_store_assets.serving.training import get_training_features
 from feature_store_assets_tests.support.serving import analytics_query, materialize, published_store
+from feature_store_assets_tests.support.shared import published_copy
 
 # one worker per module: its module-scoped materialization runs once
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("serving_training")]
@@ -27,7 +28,7 @@ E_JAN, E_FEB, E_MAR = FEB, MAR, pd.Timestamp("2023-04-01")  # E: the first day o
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory, small_landing_zone):
-    return published_store(tmp_path_factory.mktemp("serving_training"), small_landing_zone)
+    return published_copy(tmp_path_factory, small_landing_zone, "serving_training")
 
 
 @pytest.fixture(scope="module")
