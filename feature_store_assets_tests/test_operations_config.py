@@ -3,6 +3,7 @@ the freshness rule and the JSON logs."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import signal
 import subprocess
@@ -148,6 +149,15 @@ def test_dbt_started_through_the_wrapper_dies_with_the_process_that_started_it(t
         kill(child, signal.SIGKILL)
         kill(parent.pid, signal.SIGKILL)
         parent.wait(timeout=10)
+
+
+def test_the_wrapper_answers_dbt_s_version_question_itself_with_dbt_s_version():
+    """dagster-dbt runs `<executable> --version` once per run; the wrapper answers without starting dbt."""
+    bin_dir = Path(sys.executable).parent
+    ours = subprocess.run([bin_dir / WRAPPER_NAME, "--version"], capture_output=True, text=True, check=True).stdout
+    dbts = subprocess.run([bin_dir / "dbt", "--version"], capture_output=True, text=True, check=True).stdout
+    version = re.compile(r"(\d+\.\d+\.\d+)")  # what dagster-dbt reads: the first version in the output
+    assert version.search(ours)[1] == version.search(dbts)[1]
 
 
 def test_definitions_start_dbt_through_the_wrapper(defs):

@@ -4,11 +4,15 @@ DuckDB allows one writing process per file. If a run's process is killed (SIGKIL
 memory) while its dbt subprocess is writing, an orphaned dbt would go on holding the
 warehouse lock, and the operator's re-run would fail with "Could not set lock on file".
 `feature-store-dbt` asks Linux to kill it when its parent dies, then becomes dbt.
+
+`feature-store-dbt --version` answers from the installed packages' metadata instead: dagster-dbt asks it once
+per run, and dbt itself takes seconds to start only to print its version.
 """
 
 from __future__ import annotations
 
 import ctypes
+import importlib.metadata
 import os
 import shutil
 import signal
@@ -41,8 +45,24 @@ def _die_with_parent() -> None:
         os._exit(1)
 
 
+def version_text() -> str:
+    """What `dbt --version` says of dbt-core and the adapters this project uses (without dbt's check for a newer
+    release, which needs the network)."""
+    lines = ["Core:", f"  - installed: {importlib.metadata.version('dbt-core')}", "", "Plugins:"]
+    for adapter in ("dbt-duckdb", "dbt-spark"):
+        try:
+            lines.append(f"  - {adapter.removeprefix('dbt-')}: {importlib.metadata.version(adapter)}")
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return "\n".join(lines)
+
+
 def main() -> None:
-    _die_with_parent()
     # FEATURE_STORE_DBT_EXECUTABLE stands in for dbt in tests of the wrapper itself
-    dbt = os.environ.get("FEATURE_STORE_DBT_EXECUTABLE") or _real_dbt()
+    override = os.environ.get("FEATURE_STORE_DBT_EXECUTABLE")
+    if sys.argv[1:] == ["--version"] and not override:
+        print(version_text())
+        return
+    _die_with_parent()
+    dbt = override or _real_dbt()
     os.execvp(dbt, [dbt, *sys.argv[1:]])
