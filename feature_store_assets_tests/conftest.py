@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
+import os
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,12 +60,33 @@ def small_landing_zone(tmp_path_factory) -> Path:
     return built_once(tmp_path_factory, "small_landing_zone", generate) / "raw"
 
 
-def instance_home_copy(home: Path) -> Path:
-    """A Dagster instance folder holding a copy of the shipped dagster.yaml."""
+# Where the tests' Dagster instances keep their SQLite run and event storage: tmpfs, where the machine has one.
+# Dagster commits each event on its own (about 600 in a month's run); on this disk each commit's fsync costs
+# about 6 ms, against 0.8 ms in memory, which was a quarter of a test run's time. Nothing else moves there.
+INSTANCE_TMPFS = Path("/dev/shm")
+_tmpfs_homes: list[Path] = []
+
+
+@atexit.register
+def _remove_tmpfs_homes() -> None:
+    for folder in _tmpfs_homes:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def instance_home_copy(home: Path, instance_yaml: Path | None = None) -> Path:
+    """A Dagster instance folder holding a copy of the shipped dagster.yaml (or `instance_yaml`): `home`, a link
+    to a folder on tmpfs where there is one (INSTANCE_TMPFS)."""
     from feature_store_assets.core.paths import SHIPPED_DAGSTER_HOME
 
-    home.mkdir(parents=True, exist_ok=True)
-    shutil.copy(SHIPPED_DAGSTER_HOME / "dagster.yaml", home / "dagster.yaml")
+    if not home.exists():
+        home.parent.mkdir(parents=True, exist_ok=True)
+        if INSTANCE_TMPFS.is_dir() and os.access(INSTANCE_TMPFS, os.W_OK):
+            folder = Path(tempfile.mkdtemp(prefix="feature-store-tests-dagster-", dir=INSTANCE_TMPFS))
+            _tmpfs_homes.append(folder)
+            home.symlink_to(folder, target_is_directory=True)
+        else:
+            home.mkdir()
+    shutil.copy(instance_yaml or SHIPPED_DAGSTER_HOME / "dagster.yaml", home / "dagster.yaml")
     return home
 
 

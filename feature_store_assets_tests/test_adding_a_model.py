@@ -15,7 +15,8 @@ import textwrap
 import duckdb
 
 from feature_store_assets.core.names import LEDGER
-from feature_store_assets.core.paths import REPO_DIR, SHIPPED_DAGSTER_HOME
+from feature_store_assets.core.paths import REPO_DIR
+from feature_store_assets_tests.conftest import instance_home_copy
 
 MODEL = "client_monthly_cart_sessions"
 MODEL_SQL = """\
@@ -90,8 +91,7 @@ def test_a_new_monthly_model_needs_no_python_change(tmp_path):
     (models / f"{MODEL}.sql").write_text(MODEL_SQL)
     (models / f"{MODEL}.yml").write_text(MODEL_YML)
     store = tmp_path / "store"
-    (store / "dagster_home").mkdir(parents=True)
-    shutil.copy(SHIPPED_DAGSTER_HOME / "dagster.yaml", store / "dagster_home" / "dagster.yaml")
+    instance_home_copy(store / "dagster_home")
     inherited = {k: v for k, v in os.environ.items() if not k.startswith(("FEATURE_STORE_", "PYTHON"))}
     env = {
         **inherited,

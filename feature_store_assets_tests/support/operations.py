@@ -134,16 +134,13 @@ class DagsterServers:
     (or of `instance_yaml`, another instance template such as dagster.postgres.yaml)."""
 
     def __init__(self, root: Path, env: dict[str, str], instance_yaml: Path | None = None):
-        import shutil
         import socket
 
-        from feature_store_assets.core.paths import SHIPPED_DAGSTER_HOME
         from feature_store_assets.operations.instance import prepare_instance
+        from feature_store_assets_tests.conftest import instance_home_copy
 
         self.root = root
-        self.home = root / "dagster_home"
-        self.home.mkdir(parents=True)
-        shutil.copy(instance_yaml or SHIPPED_DAGSTER_HOME / "dagster.yaml", self.home / "dagster.yaml")
+        self.home = instance_home_copy(root / "dagster_home", instance_yaml)
         prepare_instance(self.home)  # storage and pool limit exist before two processes open them
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
