@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dagster as dg
-from dagster_dbt import DbtCliResource
 
 from feature_store_assets.core.partitions import monthly_partitions
 from feature_store_assets.core.resources import resources_from_settings
@@ -17,7 +16,7 @@ from feature_store_assets.defs.checks.freshness import (
 from feature_store_assets.defs.checks.quality import build_quality_checks
 from feature_store_assets.defs.dbt.assets import build_dbt_assets
 from feature_store_assets.defs.dbt.process import dbt_executable
-from feature_store_assets.defs.dbt.project import dbt_project
+from feature_store_assets.defs.dbt.project import DbtCli, dbt_project
 from feature_store_assets.defs.landing_zone.assets import landing_zone_specs
 from feature_store_assets.defs.publish.analytics import analytics_database
 from feature_store_assets.defs.reference.assets import client_zip_income, zip_income
@@ -47,7 +46,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         loggers=run_loggers(),
         resources={
             # dbt_executable: a dbt that dies with its run, so a killed run leaves no writer holding the warehouse
-            "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable()),
+            "dbt": DbtCli(project_dir=dbt_project, dbt_executable=dbt_executable()),
             # every setting, and the warehouse and analytics file as dagster-duckdb DuckDBResources
             **resources_from_settings(settings),
         },
