@@ -195,9 +195,7 @@ def get_training_features(
     with open_features(analytics, version) as (con, pinned):
         view, names = training_view(catalog_from_connection(con, analytics), entity_df, features)
         rows = entity_rows(entity_df, view.entity)
-        clashes = [c for c in (SNAPSHOT_COLUMN, *names) if c in entity_df.columns]
-        if clashes:
-            raise ServingError(f"entity_df already has column(s) {', '.join(clashes)}: rename them first")
+        check_clashes(entity_df, names)
         con.register("entity_rows", rows)
         # A temp table gives the optimizer the exact row count, so the hash join builds on the entity side.
         con.execute(f"create temp table matched as {snapshot_match_sql(max_age_months, view)}")
@@ -205,13 +203,31 @@ def get_training_features(
     # LEFT joins keep every entity row once, sorted by position: anything else is a bug
     if not np.array_equal(found.column(_ROW).to_numpy(), np.arange(len(entity_df))):
         raise AssertionError(f"point-in-time join returned {found.num_rows} rows for {len(entity_df)}, or out of order")
-    found = found.drop_columns([_ROW])
-    # self_destruct frees each Arrow column once converted: the result is never held twice
-    looked_up = found.to_pandas(
-        types_mapper=_NULLABLE_INTEGERS.get, date_as_object=False, split_blocks=True, self_destruct=True
-    )
+    return training_frame(entity_df, found.drop_columns([_ROW]), pinned)
+
+
+def check_clashes(entity_df: pd.DataFrame, names: Sequence[str]) -> None:
+    clashes = [c for c in (SNAPSHOT_COLUMN, *names) if c in entity_df.columns]
+    if clashes:
+        raise ServingError(f"entity_df already has column(s) {', '.join(clashes)}: rename them first")
+
+
+def training_frame(entity_df: pd.DataFrame, found: pa.Table, version: int | None) -> pd.DataFrame:
+    """entity_df with the looked-up columns (`feature_month` and the features, one row per entity row, in order)
+    beside it: integers as nullable integers, dates as datetimes; `attrs["feature_store_version"]` = version.
+
+    Consumes `found`: self_destruct frees each Arrow column once converted, so the result is never held twice."""
+    looked_up = arrow_frame(found)
     del found
     looked_up.index = entity_df.index
     training = pd.concat([entity_df, looked_up], axis=1)
-    training.attrs[VERSION_ATTR] = pinned
+    training.attrs[VERSION_ATTR] = version
     return training
+
+
+def arrow_frame(table: pa.Table) -> pd.DataFrame:
+    """The pandas types every retrieval answers in: nullable integers (Int32 for INTEGER), float64 with NaN,
+    strings, and dates and timestamps as datetime64."""
+    return table.to_pandas(
+        types_mapper=_NULLABLE_INTEGERS.get, date_as_object=False, split_blocks=True, self_destruct=True
+    )
