@@ -16,7 +16,8 @@ from feature_store_assets.core.paths import DBT_PROJECT_DIR
 from feature_store_assets.defs.dbt.project import load_manifest
 from feature_store_assets.serving import OnlineStore, ServingError, UnknownFeatures, get_training_features, load_catalog
 from feature_store_assets.serving.catalog import FeatureCatalog, catalog_definitions
-from feature_store_assets_tests.support.serving import analytics_query, call_json, published_store, serving_process
+from feature_store_assets_tests.support.serving import analytics_query, call_json, serving_process
+from feature_store_assets_tests.support.shared import published_copy
 
 pytestmark = pytest.mark.xdist_group("serving_clinic")
 
@@ -72,7 +73,7 @@ def test_names_resolve_within_the_entitys_view_and_one_view_per_request():
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory, small_landing_zone):
-    return published_store(tmp_path_factory.mktemp("serving_clinic"), small_landing_zone)
+    return published_copy(tmp_path_factory, small_landing_zone, "serving_clinic")
 
 
 @pytest.fixture(scope="module")
