@@ -9,13 +9,13 @@ from datetime import datetime
 
 import dagster as dg
 
-from feature_store_assets.core.names import FEATURES_TABLE
 from feature_store_assets.core.resources import WAREHOUSE_POOL, DuckDBFile
 from feature_store_assets.defs.dbt.project import load_manifest
 from feature_store_assets.serving.catalog import (
     availability,
     by_view,
     catalog_definitions,
+    feature_views,
     update_month_values,
     write_catalog,
 )
@@ -27,7 +27,8 @@ from feature_store_assets.warehouse.ledger import months_materialized_since
 @dg.asset(
     key=["features", "feature_catalog"],
     group_name="features",
-    deps=[dg.AssetKey(FEATURES_TABLE.split("."))],
+    # every feature view (from the manifest: the features models whose yml names an entity)
+    deps=[dg.AssetKey([view["schema"], view["name"]]) for view in feature_views(load_manifest())],
     pool=WAREHOUSE_POOL,
     kinds={"duckdb"},
     description="One row per feature of each feature view (the features models whose yml names an entity: "
@@ -39,7 +40,6 @@ def feature_catalog(warehouse: DuckDBFile) -> dg.MaterializeResult:
     with warehouse.connect() as con:
         # availability from per-month counts, recounted for every month of each feature view materialized since
         # the catalog was last built (from the ledger): this run's months, and any a run without the catalog built.
-        # The views are built by the same monthly dbt step, which this asset runs after (it follows client_features).
         built_at = (
             con.execute(f"select max(built_at) from {CATALOG_TABLE}").fetchone()[0]
             if table_exists(con, CATALOG_TABLE)
