@@ -95,6 +95,51 @@ def test_publishing_a_month_rewrites_only_its_partitions_and_leaves_other_months
     assert analytics_rows(store, TENURE) == [(JAN, False), (FEB, True)]
 
 
+HOLDER = """
+import json, sys, duckdb
+path, sql = sys.argv[1], sys.argv[2]
+held = duckdb.connect(path, read_only=True)  # a connection the process keeps open across the publish
+print(json.dumps(held.execute(sql).fetchall(), default=str), flush=True)
+sys.stdin.readline()  # the publish happens here
+again = duckdb.connect(path, read_only=True)  # DuckDB hands this process its open database again
+private = duckdb.connect(":memory:")  # what serving does: a private database, the file attached
+private.execute(f"attach '{path}' as analytics (read_only)")
+private.execute("use analytics")
+print(json.dumps([again.execute(sql).fetchall(), private.execute(sql).fetchall()], default=str), flush=True)
+held.close()
+again.close()
+reopened = duckdb.connect(path, read_only=True)  # once no connection holds the old file, a new one is the new file
+print(json.dumps(reopened.execute(sql).fetchall(), default=str), flush=True)
+"""
+
+
+def test_a_process_holding_the_file_open_sees_the_old_version_on_a_new_connection_unless_it_attaches_afresh(store):
+    """docs/published-store.md: a new connection sees the new version, except in a process that keeps another
+    connection to the file open (DuckDB reuses that database); attaching to a private in-memory database does not."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(store.settings.analytics), TENURE],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        old = [[JAN.isoformat(), False], [FEB.isoformat(), False]]
+        assert json.loads(holder.stdout.readline()) == old
+        change_warehouse(store, "update features.client_features set tenure_days = -1")
+        republish(store, months=[FEB])
+        new = [[JAN.isoformat(), False], [FEB.isoformat(), True]]
+        assert analytics_rows(store, TENURE) == [(JAN, False), (FEB, True)]  # this process holds nothing open
+        holder.stdin.write("published\n")
+        holder.stdin.flush()
+        again, private = json.loads(holder.stdout.readline())
+        assert again == old  # the caveat the docs state
+        assert private == new  # and the way around it
+        assert json.loads(holder.stdout.readline()) == new
+        assert holder.wait(timeout=60) == 0
+    finally:
+        holder.kill()
+
+
 def test_versions_are_listed_and_restore_makes_an_earlier_version_current_again(store, capsys):
     change_warehouse(store, "update features.client_features set tenure_days = -1")
     bad = republish(store, months=[FEB])  # "bad data" published as version 2
