@@ -18,13 +18,16 @@ from datetime import date
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 import pytest
+from deltalake import DeltaTable
 
 from feature_store_assets.cli.main import main
 from feature_store_assets.defs.dbt.project import load_manifest
 from feature_store_assets.defs.publish.analytics import monthly_tables, publish_analytics
 from feature_store_assets.store import current_version, list_versions, table_files
-from feature_store_assets.store.tables import DELTA_LOG
+from feature_store_assets.store.tables import DELTA_LOG, write_table
+from feature_store_assets.store.versions import Column
 from feature_store_assets_tests.support.operations import kill, wait_for
 from feature_store_assets_tests.support.shared import shared_published_store, store_copy
 
@@ -307,3 +310,16 @@ def test_analytics_file_opens_in_duckdb_1_and_the_pip_duckdb_cli_with_every_tabl
         text=True,
     ).stdout
     assert comment.startswith('"One row per eligible client per feature month')  # the dbt model's description
+
+
+def test_a_table_s_log_gets_checkpoints_and_keeps_every_commit_so_old_versions_stay_readable(tmp_path):
+    """delta-rs's hooks (store/tables.py LOG_HOOKS): a checkpoint every 100 commits, no expired-log clean-up."""
+    columns = [Column("feature_month", "DATE"), Column("value", "INTEGER")]
+    for version in range(101):
+        data = pa.table({"feature_month": [JAN], "value": pa.array([version], pa.int32())})
+        assert write_table(tmp_path, "t", "monthly", data.to_reader(), columns, None, "feature_month") == version
+    log = tmp_path / "t" / "monthly" / DELTA_LOG
+    assert list(log.glob("*.checkpoint.parquet")), sorted(p.name for p in log.iterdir())
+    assert len(list(log.glob("*.json"))) == 101
+    old = DeltaTable(str(tmp_path / "t" / "monthly"), version=3).to_pyarrow_table()
+    assert old["value"].to_pylist() == [3]

@@ -14,11 +14,16 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import pyarrow as pa
-from deltalake import DeltaTable, write_deltalake
+from deltalake import DeltaTable, PostCommitHookProperties, write_deltalake
 
 from feature_store_assets.store.versions import Column, DataFile, StoreVersion, TableVersion, table_dir
 
 DELTA_LOG = "_delta_log"
+# After each commit delta-rs writes a checkpoint every delta.checkpointInterval (100) commits, so readers need not
+# replay the whole log. Its other hook, deleting log entries older than delta.logRetentionDuration (30 days) at a
+# checkpoint, is off: a kept store version (a year of monthly publishes by default) must stay restorable, and
+# the log is one small JSON file per commit. Data files are removed by `vacuum` below, from the store's versions.
+LOG_HOOKS = PostCommitHookProperties(create_checkpoint=True, cleanup_expired_logs=False)
 
 
 def _with_comments(data: pa.RecordBatchReader, columns: list[Column]) -> pa.RecordBatchReader:
@@ -53,7 +58,13 @@ def write_table(
     path.mkdir(parents=True, exist_ok=True)
     data = _with_comments(data, columns)
     if replace_months is not None:
-        write_deltalake(str(path), data, mode="overwrite", predicate=month_predicate(month_column, replace_months))
+        write_deltalake(
+            str(path),
+            data,
+            mode="overwrite",
+            predicate=month_predicate(month_column, replace_months),
+            post_commithook_properties=LOG_HOOKS,
+        )
     else:
         write_deltalake(
             str(path),
@@ -62,6 +73,7 @@ def write_table(
             schema_mode="overwrite",
             partition_by=[month_column] if month_column else None,
             description=comment,
+            post_commithook_properties=LOG_HOOKS,
         )
     return DeltaTable(str(path)).version()
 
