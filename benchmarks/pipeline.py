@@ -102,11 +102,11 @@ def warm_page_cache(store: Store, first: int, last: int) -> int:
     return read
 
 
-def materialize(store: Store, first: int, last: int) -> Measured:
+def materialize(store: Store, first: int, last: int, env: dict[str, str] | None = None) -> Measured:
     """`feature-store materialize` over months first..last as one Dagster run (every layer, checks, publish), measured
-    with the months' raw files in the page cache."""
+    with the months' raw files in the page cache. `env`: more environment (e.g. DAGSTER_HOME)."""
     warm_page_cache(store, first, last)
     return run_measured(
         python_module("feature_store_assets.cli.main", "materialize", "--from", month(first), "--to", month(last)),
-        env=store.env,
+        env={**store.env, **(env or {})},
     )

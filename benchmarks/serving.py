@@ -17,6 +17,7 @@ from __future__ import annotations
 import http.client
 import json
 import resource
+import shutil
 import socket
 import sys
 import tempfile
@@ -29,7 +30,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from feature_store_assets.warehouse.connections import sql_string
+from benchmarks.synthetic import value_sql
+from feature_store_assets.warehouse.connections import quote, sql_string
 
 START = pd.Timestamp("2022-01-01")  # first snapshot month of the synthetic analytics file
 # the table of docs/serving.md: its file's shape, its training rows, and the few features of its "5 features" rows
@@ -38,10 +40,17 @@ FEW = ["tenure_days", "total_revenue_12m", "days_since_last_purchase", "zip_avg_
 
 
 def synthetic_analytics(real: Path, out: Path, clients: int, months: int) -> Path:
-    """A published-like analytics file: the real schema and catalog, `clients` x `months` rows of random values
-    (10% NULLs in the double and text columns), months from START."""
+    """A published analytics file of synthetic features: the real schema and catalog (from `real`, any published
+    analytics file), `clients` x `months` rows of synthetic values (10% NULLs in the double and text columns,
+    benchmarks/synthetic.py), months from START. Written as a warehouse and published through the store, as the
+    pipeline publishes: Delta tables in `published/` beside `out` (partitioned by month), `out` views over them."""
+    from feature_store_assets.defs.publish.analytics import publish_analytics
+
+    warehouse, store_dir = out.with_name(f"{out.stem}-warehouse.duckdb"), out.parent / "published"
     out.unlink(missing_ok=True)
-    with duckdb.connect(str(out)) as con:
+    warehouse.unlink(missing_ok=True)
+    shutil.rmtree(store_dir, ignore_errors=True)
+    with duckdb.connect(str(warehouse)) as con:
         con.execute(f"attach {sql_string(str(real))} as real (read_only)")
         columns = con.execute(
             "select column_name, data_type from duckdb_columns() where database_name = 'real' "
@@ -49,20 +58,13 @@ def synthetic_analytics(real: Path, out: Path, clients: int, months: int) -> Pat
         ).fetchall()
         values = {
             "client_id": "c.id",
-            "feature_month": f"date '{START.date()}' + to_months(m.i::int)",
+            "feature_month": f"(date '{START.date()}' + to_months(m.i::int))::date",
             "clinic_id": "c.id % 400",
         }
-        selected = []
-        for name, data_type in columns:
-            if name in values:
-                expression = values[name]
-            elif data_type == "VARCHAR":
-                expression = "case when random() < 0.1 then null else lpad((c.id % 99999)::varchar, 5, '0') end"
-            elif data_type in ("INTEGER", "BIGINT"):
-                expression = f"(random() * 100)::{data_type}"
-            else:
-                expression = "case when random() < 0.1 then null else random() end"
-            selected.append(f'{expression} as "{name}"')
+        selected = [
+            f"{values.get(name) or value_sql(data_type, 'c.id * 1000 + m.i', name, values['feature_month'])} as {quote(name)}"
+            for name, data_type in columns
+        ]
         con.execute("create schema features")
         con.execute(
             f"create table features.client_features as select {', '.join(selected)} "
@@ -72,6 +74,8 @@ def synthetic_analytics(real: Path, out: Path, clients: int, months: int) -> Pat
             "create table features.feature_catalog as select * from real.features.feature_catalog "
             "where entity = 'client_id'"
         )
+    publish_analytics(warehouse, out, store_dir=store_dir)
+    warehouse.unlink()
     return out
 
 

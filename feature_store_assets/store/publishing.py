@@ -61,7 +61,7 @@ def _next_number(store_dir: Path) -> int:
     return 1 if current is None else current.version + 1
 
 
-def _warehouse_tables(con: duckdb.DuckDBPyConnection, schemas: Iterable[str]) -> list[tuple[str, str, str | None]]:
+def warehouse_tables(con: duckdb.DuckDBPyConnection, schemas: Iterable[str]) -> list[tuple[str, str, str | None]]:
     """(schema, table, comment) of the warehouse's tables and views in the schemas (with the Spark target, the
     warehouse reads dbt's tables through views: warehouse/spark.py)."""
     schemas = list(schemas)
@@ -74,7 +74,7 @@ def _warehouse_tables(con: duckdb.DuckDBPyConnection, schemas: Iterable[str]) ->
     ).fetchall()
 
 
-def _warehouse_columns(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], list[Column]]:
+def warehouse_columns(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], list[Column]]:
     """(schema, table) -> its columns in order, with DuckDB's type and the comment (from the dbt yml)."""
     columns: dict[tuple[str, str], list[Column]] = {}
     for schema, table, column, data_type, comment in con.execute(
@@ -144,8 +144,8 @@ def publish(
     entries = {}
     with limit_memory(duckdb.connect(":memory:")) as con:
         con.execute(f"attach {sql_string(str(warehouse))} as warehouse (read_only)")
-        columns = _warehouse_columns(con)
-        for schema, table, warehouse_comment in _warehouse_tables(con, schemas):
+        columns = warehouse_columns(con)
+        for schema, table, warehouse_comment in warehouse_tables(con, schemas):
             name, key = f"{schema}.{table}", (schema, table)
             source = f"warehouse.{quote(schema)}.{quote(table)}"
             if name == LEDGER:  # the published copy says which months it holds
@@ -238,4 +238,13 @@ def rebuild_analytics(store_dir: Path, analytics: Path) -> StoreVersion:
     return record
 
 
-__all__ = ["PUBLISHED_SCHEMAS", "publish", "rebuild_analytics", "restore", "retain", "staging_path"]
+__all__ = [
+    "PUBLISHED_SCHEMAS",
+    "publish",
+    "rebuild_analytics",
+    "restore",
+    "retain",
+    "staging_path",
+    "warehouse_columns",
+    "warehouse_tables",
+]

@@ -28,7 +28,9 @@ from deltalake.exceptions import DeltaError
 from feature_store_assets.core.months import describe_months
 from feature_store_assets.core.names import LEDGER
 from feature_store_assets.core.resources import WAREHOUSE_POOL, DuckDBFile, FeatureStoreResource
+from feature_store_assets.core.settings import Settings
 from feature_store_assets.defs.dbt.project import load_manifest, monthly_models_by_name
+from feature_store_assets.defs.publish.online import push_to_online_store
 from feature_store_assets.store import PUBLISHED_SCHEMAS, StoreVersion, current_version, publish
 from feature_store_assets.store.analytics_file import STAGING_SUFFIX
 from feature_store_assets.store.publishing import DEFAULT_KEEP_VERSIONS
@@ -41,7 +43,14 @@ from feature_store_assets.warehouse.ledger import (
     publishable_months,
 )
 
-__all__ = ["PUBLISHED_SCHEMAS", "STAGING_SUFFIX", "analytics_database", "monthly_tables", "publish_analytics"]
+__all__ = [
+    "PUBLISHED_SCHEMAS",
+    "STAGING_SUFFIX",
+    "analytics_database",
+    "monthly_tables",
+    "publish_analytics",
+    "publish_pending",
+]
 
 LEDGER_DESCRIPTION = (
     "The ledger of materialized months: each (model, month)'s rows, the Dagster run that built it, its status "
@@ -108,6 +117,28 @@ def python_asset_descriptions() -> dict[tuple[str, str], str]:
     }
 
 
+def publish_pending(settings: Settings, run_id: str | None = None) -> tuple[StoreVersion, list[date]]:
+    """Publish what the ledger says is due, as the asset does after a run: every accepted month not yet
+    published, each monthly table limited to its model's accepted months. Returns the new version and the
+    months; the caller stamps them published in the warehouse (mark_published) once the swap is done."""
+    pending = months_to_publish(settings.warehouse)
+    accepted = publishable_months(settings.warehouse)
+    version = publish_analytics(
+        settings.warehouse,
+        settings.analytics,
+        store_dir=settings.published_dir,
+        months=pending,
+        monthly={
+            key: (column, accepted.get(model, set()))
+            for key, (model, column) in monthly_tables(load_manifest()).items()
+        },
+        run_id=run_id,
+        keep=settings.keep_versions,
+        descriptions=python_asset_descriptions(),
+    )
+    return version, pending
+
+
 class MonthsHeldBack(dg.Failure):
     """Months of the run were not published: blocked by a check, or failed before they could be built."""
 
@@ -152,24 +183,12 @@ def published_models(manifest: Mapping) -> list[dg.AssetKey]:
 def analytics_database(context, feature_store: FeatureStoreResource, warehouse: DuckDBFile):
     settings = feature_store.settings
     began = time.perf_counter()
-    manifest = load_manifest()
-    tables = monthly_tables(manifest)
     pending = months_to_publish(settings.warehouse)
-    accepted = publishable_months(settings.warehouse)
     version = current_version(settings.published_dir) if settings.published_dir.is_dir() else None
     # nothing accepted since the last publish: the store and the file stay as they are
     if pending or version is None or not settings.analytics.exists():
         try:
-            version = publish_analytics(
-                settings.warehouse,
-                settings.analytics,
-                store_dir=settings.published_dir,
-                months=pending,
-                monthly={key: (column, accepted.get(model, set())) for key, (model, column) in tables.items()},
-                run_id=context.run_id,
-                keep=settings.keep_versions,
-                descriptions=python_asset_descriptions(),
-            )
+            version, pending = publish_pending(settings, context.run_id)
         except (OSError, duckdb.Error, DeltaError) as error:  # out of disk, an unusable path: the old version stays
             raise dg.Failure(
                 description=f"could not publish to FEATURE_STORE_ANALYTICS={settings.analytics} "
@@ -186,6 +205,8 @@ def analytics_database(context, feature_store: FeatureStoreResource, warehouse: 
         for m, s in month_states(settings.warehouse, run_id=context.run_id).items()
         if s.status in (BLOCKED, FAILED)
     }
+    # after the swap, so a Redis failure cannot leave the store half-published (defs/publish/online.py)
+    online, behind = push_to_online_store(version, settings.analytics)
     yield dg.MaterializeResult(
         metadata={
             "duration_seconds": round(time.perf_counter() - began, 3),
@@ -197,6 +218,7 @@ def analytics_database(context, feature_store: FeatureStoreResource, warehouse: 
             "store": dg.MetadataValue.path(str(settings.published_dir)),
             "tables": len(rows),
             "client_feature_rows": rows.get("features.client_features", 0),
+            "online_store": online,
             **{f"rows/{name}": count for name, count in rows.items()},
         }
     )
@@ -205,9 +227,11 @@ def analytics_database(context, feature_store: FeatureStoreResource, warehouse: 
             description=f"published {describe_months(pending) or 'no new month'}; held back "
             f"{describe_months(held)}, not published:\n{held_back_report(held)}\n"
             "Fix the input and re-run the month, or accept a blocked month as it is: feature-store accept --month YYYY-MM "
-            "--reason '...' (docs/quality.md).",
+            "--reason '...' (docs/quality.md)." + (f"\n{behind.description}" if behind else ""),
             metadata={
                 "held_back_months": describe_months(held),
                 "published_months": describe_months(pending) or "none",
             },
         )
+    if behind:
+        raise behind
