@@ -116,13 +116,8 @@ def training(analytics: Path, entities: Path, out: Path | None, features: list[s
     return {"seconds": seconds, "rows_in": len(rows), "rows_out": len(result), "features": result.shape[1] - 4}
 
 
-def online(analytics: Path, lookups: int, features: list[str] | None = None) -> dict:
-    from feature_store_assets.serving import OnlineStore
-
-    began = time.perf_counter()
-    store = OnlineStore(analytics)
-    first_load = time.perf_counter() - began
-    refreshes = [store.refresh().load_seconds for _ in range(3)]
+def lookup_percentiles(store, lookups: int, features: list[str] | None = None) -> tuple[float, float]:
+    """p50 and p99 of `store.lookup_one` (an OnlineStore, in memory or Redis-backed) for random clients, µs."""
     ids = np.random.default_rng(2).integers(0, store.snapshot.clients, lookups).tolist()
     timings = []
     for client in ids:
@@ -130,6 +125,17 @@ def online(analytics: Path, lookups: int, features: list[str] | None = None) -> 
         store.lookup_one(client, features)
         timings.append(time.perf_counter() - began)
     p50, p99 = np.percentile(np.array(timings) * 1e6, [50, 99])
+    return p50, p99
+
+
+def online(analytics: Path, lookups: int, features: list[str] | None = None) -> dict:
+    from feature_store_assets.serving import OnlineStore
+
+    began = time.perf_counter()
+    store = OnlineStore(analytics)
+    first_load = time.perf_counter() - began
+    refreshes = [store.refresh().load_seconds for _ in range(3)]
+    p50, p99 = lookup_percentiles(store, lookups, features)
     return {
         "clients": store.snapshot.clients,
         "load_seconds": first_load,

@@ -323,11 +323,12 @@ class FeatureStore:
     # ---------------------------------------------------------------- local and HTTP plumbing
 
     def _online_store(self):
-        """One OnlineStore, loaded on first use and reloaded when a newer file has been published since."""
-        from feature_store_assets.serving.online import OnlineStore
+        """One OnlineStore (the shared one in Redis with FEATURE_STORE_ONLINE_STORE), loaded on first use and
+        reloaded when a newer file has been published (or Redis switched snapshots) since."""
+        from feature_store_assets.serving.online import open_online_store
 
         if self._online is None:
-            self._online = OnlineStore(self.analytics)
+            self._online = open_online_store(self.analytics, self.settings.online_store)
         else:
             self._online.refresh_if_changed()
         return self._online

@@ -96,10 +96,12 @@ def test_every_setting_is_read_validated_and_handed_on_once(tmp_path):
     }
     settings = Settings.from_env(env, cwd=tmp_path)
     assert (settings.log_format, settings.duckdb_memory_limit, settings.max_rows_per_dbt_build) == ("json", "1GB", 7)
-    # as_env and the Dagster resource carry every field but the secret (the API key) and the store folder, whose
-    # default follows the analytics file, and give the same settings back
+    # as_env and the Dagster resource carry every field but the secrets (the API key, the online store's URL) and
+    # the store folder, whose default follows the analytics file, and give the same settings back
     assert set(settings.as_env()) == {
-        f.metadata["setting"].env for f in fields(Settings) if f.name not in ("api_key", "published_dir")
+        f.metadata["setting"].env
+        for f in fields(Settings)
+        if f.name not in ("api_key", "online_store", "published_dir")
     }
     assert Settings.from_env(settings.as_env(), cwd=tmp_path) == settings
     assert FeatureStoreResource.from_settings(settings).settings == settings
@@ -124,3 +126,31 @@ def test_the_api_key_stays_out_of_dbts_environment_and_the_runs_config(tmp_path)
     resource = FeatureStoreResource.from_settings(settings)
     assert "s3cret-key" not in str(resource.model_dump())
     assert resource.settings.warehouse == settings.warehouse
+
+
+def test_the_online_store_is_a_redis_url_kept_secret(tmp_path):
+    """FEATURE_STORE_ONLINE_STORE: unset is the in-memory store; a Redis URL is checked, and, as it may hold a
+    password, stays out of printed settings, dbt's environment and the runs' config, and out of errors."""
+    from feature_store_assets.core.resources import FeatureStoreResource
+    from feature_store_assets.core.settings import redacted_url
+
+    assert Settings.from_env({}, cwd=tmp_path).online_store == ""
+    url = "redis://:s3cret@redis.internal:6380/2"
+    settings = Settings.from_env({"FEATURE_STORE_ONLINE_STORE": url}, cwd=tmp_path)
+    assert settings.online_store == url
+    assert redacted_url(url) == "redis://:***@redis.internal:6380/2"
+    assert redacted_url("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+    for shown in (
+        repr(settings),
+        str(settings.as_env()),
+        str(FeatureStoreResource.from_settings(settings).model_dump()),
+    ):
+        assert "s3cret" not in shown and "redis.internal" not in shown
+    for value, problem in (
+        ("http://redis.internal:6379", "its scheme must be one of redis://"),
+        ("redis://:s3cret@host/x", "its database 'x' is not a number"),
+        ("redis:///0", "it names no host"),
+    ):
+        with pytest.raises(ConfigurationError, match=problem) as raised:
+            Settings.from_env({"FEATURE_STORE_ONLINE_STORE": value}, cwd=tmp_path)
+        assert "FEATURE_STORE_ONLINE_STORE=" in str(raised.value) and "s3cret" not in str(raised.value)

@@ -101,11 +101,14 @@ def cmd_feast_repo(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
+    from feature_store_assets.core.settings import redacted_url
     from feature_store_assets.serving.api import PREFIX, create_app
 
     app = create_app(settings.analytics, refresh_interval=args.refresh_interval)
+    online = f"; online lookups from {redacted_url(settings.online_store)}" if settings.online_store else ""
     print(
-        f"serving {settings.analytics} at http://{args.host}:{args.port}{PREFIX} (OpenAPI: {PREFIX}/docs)", flush=True
+        f"serving {settings.analytics} at http://{args.host}:{args.port}{PREFIX} (OpenAPI: {PREFIX}/docs){online}",
+        flush=True,
     )
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
     return 0

@@ -1,4 +1,5 @@
-"""`feature-store versions` and `feature-store restore VERSION`: the published store's versions (store/)."""
+"""`feature-store versions`, `feature-store restore VERSION` and `feature-store online push|status`: the published
+store's versions (store/) and the shared online store in Redis (store/online.py)."""
 
 from __future__ import annotations
 
@@ -48,15 +49,78 @@ def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
         raise ValueError(f"{error}; restore once it has finished") from None
     try:
         record = restore(settings.published_dir, settings.analytics, args.version, keep=settings.keep_versions)
+        print(
+            f"version {args.version} is current again as version {record.version} "
+            f"({len(record.tables)} tables); {settings.analytics} shows it now"
+        )
+        if settings.online_store:  # the online answers follow the restored version too
+            _push(settings, record.version)
     finally:
         release(settings.warehouse)
     print(
-        f"version {args.version} is current again as version {record.version} "
-        f"({len(record.tables)} tables); {settings.analytics} shows it now"
-    )
-    print(
         "The warehouse still holds what was published after it: fix the input and re-run the months "
         "(`feature-store materialize`) to publish them again."
+    )
+    return 0
+
+
+def _push(settings: Settings, store_version: int | None) -> None:
+    from feature_store_assets.store.online import OnlineStoreError, push_snapshot
+
+    try:
+        print(push_snapshot(settings.online_store, settings.analytics, store_version).describe())
+    except OnlineStoreError as error:
+        raise ValueError(
+            f"{error}; the online store keeps serving its previous snapshot, whole (`feature-store online push` "
+            "tries again)"
+        ) from None
+
+
+def _online_url(settings: Settings) -> str:
+    if not settings.online_store:
+        raise ValueError("FEATURE_STORE_ONLINE_STORE is not set: the online store is each server's memory")
+    return settings.online_store
+
+
+def cmd_online_push(args: argparse.Namespace, settings: Settings) -> int:
+    """Push the published version to Redis now, under the run lock (one writer): after a failed push, or after
+    Redis lost its data."""
+    from feature_store_assets.operations.runs import RunInProgress, acquire, release
+    from feature_store_assets.store import current_version
+
+    _online_url(settings)
+    try:
+        acquire(settings.warehouse, None, command="feature-store online push")
+    except RunInProgress as error:
+        raise ValueError(f"{error}; its publish step pushes when it is done") from None
+    try:
+        version = current_version(settings.published_dir) if settings.published_dir.is_dir() else None
+        _push(settings, version.version if version else None)
+    finally:
+        release(settings.warehouse)
+    return 0
+
+
+def cmd_online_status(args: argparse.Namespace, settings: Settings) -> int:
+    from feature_store_assets.core.settings import redacted_url
+    from feature_store_assets.store import current_version
+    from feature_store_assets.store.online import OnlineStoreError, online_status
+
+    url = _online_url(settings)
+    try:
+        snapshot_id, meta = online_status(url)
+    except OnlineStoreError as error:
+        raise ValueError(str(error)) from None
+    if meta is None:
+        print(f"{redacted_url(url)} holds no snapshot: `feature-store online push` pushes the published version")
+        return 0
+    views = ", ".join(f"{name} {layout.entities:,}" for name, layout in meta.views.items())
+    published = current_version(settings.published_dir) if settings.published_dir.is_dir() else None
+    behind = published is not None and published.version != meta.store_version
+    print(
+        f"{redacted_url(url)} serves {snapshot_id}: store version {meta.store_version}, pushed at {meta.pushed_at} "
+        f"({views})"
+        + (f"; the published version is {published.version}: `feature-store online push` pushes it" if behind else "")
     )
     return 0
 
@@ -72,3 +136,12 @@ def add_store_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     restore.add_argument("version", type=int, metavar="VERSION", help="a version number from `feature-store versions`")
     restore.set_defaults(run=cmd_restore)
+
+    online = subparsers.add_parser(
+        "online", help="the shared online store in Redis, FEATURE_STORE_ONLINE_STORE (docs/serving.md)"
+    )
+    online_commands = online.add_subparsers(dest="online_command", required=True)
+    online_commands.add_parser("push", help="push the published version to Redis now").set_defaults(run=cmd_online_push)
+    online_commands.add_parser("status", help="the snapshot Redis serves: its store version and entities").set_defaults(
+        run=cmd_online_status
+    )

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from feature_store_assets.core.months import MONTH_PATTERN
 from feature_store_assets.core.paths import PACKAGE_DIR
@@ -82,6 +83,44 @@ def _positive(name: str, value: str, cwd: Path) -> int:
     return int(value)
 
 
+ONLINE_STORE_SCHEMES = ("redis", "rediss", "unix")
+
+
+def redacted_url(url: str) -> str:
+    """The URL with its password (if any) masked, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _online_store(name: str, value: str, cwd: Path) -> str:
+    """ "" (the in-memory store) or a Redis URL: redis://[:password@]host[:port][/db], rediss://, unix://."""
+    if not value:
+        return value
+    parts = urlsplit(value)
+    problem = None
+    if parts.scheme not in ONLINE_STORE_SCHEMES:
+        problem = f"its scheme must be one of {', '.join(s + '://' for s in ONLINE_STORE_SCHEMES)}"
+    elif parts.scheme != "unix" and not parts.hostname:
+        problem = "it names no host"
+    elif parts.scheme != "unix" and parts.path.strip("/") and not parts.path.strip("/").isdigit():
+        problem = f"its database {parts.path.strip('/')!r} is not a number"
+    else:
+        try:
+            parts.port  # noqa: B018 (parsing it validates it)
+        except ValueError:
+            problem = "its port is not a number"
+    if problem:
+        raise ConfigurationError(
+            f"{name}={redacted_url(value)} is no Redis URL: {problem} (e.g. redis://127.0.0.1:6379/0; unset it "
+            "for the in-memory online store)"
+        )
+    return value
+
+
 def _optional_folder(name: str, value: str, cwd: Path) -> Path | None:
     return _folder(name, value, cwd) if value else None
 
@@ -132,6 +171,10 @@ class Settings:
     # FEATURE_STORE_API_KEY_FILE names a file holding it instead (a secret mounted as a file)
     api_key: str = _setting("FEATURE_STORE_API_KEY", "", repr=False)
     api_key_file: str = _setting("FEATURE_STORE_API_KEY_FILE", "")  # a path; "" when unset
+    # the shared online store (docs/serving.md): "" serves from each process's memory; a redis:// URL makes each
+    # publish push the latest snapshot there and `feature-store serve` read it. A secret (it may hold a password):
+    # never printed, nor in dbt's environment or a run's config; the publish step reads it from its environment
+    online_store: str = _setting("FEATURE_STORE_ONLINE_STORE", "", _online_store, repr=False)
 
     def __post_init__(self) -> None:
         if self.published_dir is None:

@@ -5,7 +5,7 @@ strictly by their fields. Reads serve the published analytics file; `POST /extra
 (`serving/extract.py`). Keys, the body size limit and short errors: `serving/guard.py`; metrics:
 `serving/metrics.py`. Online lookups come from the
 in-memory OnlineStore, which a background thread refreshes when a new file is
-published; training rows run the same point-in-time join as
+published, or from the shared online store in Redis (FEATURE_STORE_ONLINE_STORE, serving/redis_online.py); training rows run the same point-in-time join as
 `get_training_features`, so a model sees the same values in training and inference.
 """
 
@@ -57,7 +57,7 @@ from feature_store_assets.serving.guard import (
     validation_error,
 )
 from feature_store_assets.serving.metrics import ServiceMetrics, metrics_middleware
-from feature_store_assets.serving.online import OnlineSnapshot, OnlineStore
+from feature_store_assets.serving.online import OnlineSnapshot, OnlineStore, open_online_store
 from feature_store_assets.serving.published import (
     ENTITY,
     SNAPSHOT_COLUMN,
@@ -273,6 +273,11 @@ class Health(BaseModel):
         None, description="per entity type (client_id, clinic_id): its feature view, ids served, features, latest month"
     )
     message: str | None = Field(None, description="why stale, or the last refresh's error")
+    online_store: dict[str, Any] | None = Field(
+        None,
+        description='where lookups read: {"kind": "memory"}, or {"kind": "redis", "url" (password masked), '
+        '"snapshot", "store_version", "pushed_at"} with FEATURE_STORE_ONLINE_STORE',
+    )
 
 
 def _json_default(value: Any) -> str:
@@ -321,7 +326,8 @@ def training_rows(
     months = _column_values(found[SNAPSHOT_COLUMN])
     values = [_column_values(found[name]) for name in names]
     served = snapshot.rows_of(entity) if snapshot is not None else None
-    known = served.index if served is not None else None
+    missing = [row.entity[1] for row, month in zip(request.rows, months) if month is None]
+    known = served.known(missing) if served is not None and missing else None
     first_month = min(served.ledger, default=served.latest_month) if served is not None else None
     rows = []
     for i, row in enumerate(request.rows):
@@ -364,13 +370,14 @@ def health_report(store: OnlineStore, raw_dir: Path, now: datetime) -> tuple[int
         "entities": {
             rows.entity: {
                 "feature_view": name,
-                "entities": len(rows.index),
+                "entities": rows.count,
                 "features": len(rows.view.features),
                 "latest_feature_month": rows.latest_month,
             }
             for name, rows in snapshot.views.items()
         },
         "message": store.last_error or (None if fresh.passed else fresh.description),
+        "online_store": snapshot.online_store,
     }
 
 
@@ -388,6 +395,13 @@ def catalog_entry(snapshot: OnlineSnapshot, feature) -> dict[str, Any]:
         "created_at": ledger.get(first) if first else None,
         **entry,
     }
+
+
+async def _read(store: OnlineStore, work, *args):
+    """In-memory lookups run on the event loop (microseconds); Redis-backed ones, a round trip, in a thread."""
+    if store.reads_remotely:
+        return await asyncio.to_thread(work, *args)
+    return work(*args)
 
 
 def build_router(store: OnlineStore, raw_dir: Path, metrics: ServiceMetrics, extractor: Extractor, keys) -> APIRouter:
@@ -455,7 +469,7 @@ def build_router(store: OnlineStore, raw_dir: Path, metrics: ServiceMetrics, ext
     async def inference(request: Annotated[InferenceBody, Body()]):
         snapshot = store.snapshot
         if isinstance(request, ContractInference):
-            (result,) = contract_results(snapshot, [request])
+            (result,) = await _read(store, contract_results, snapshot, [request])
             metrics.lookups_done(
                 int(result["success"]), int(not result["success"] and result["reason"] != "unknown_feature")
             )
@@ -464,7 +478,7 @@ def build_router(store: OnlineStore, raw_dir: Path, metrics: ServiceMetrics, ext
             (ENTITY, request.client_ids) if isinstance(request, InferenceRequest) else (CLINIC, request.clinic_ids)
         )
         plan = snapshot.plan(request.features, entity)
-        results = [snapshot.entity(entity_id, plan) for entity_id in ids]
+        results = await _read(store, snapshot.lookup, ids, plan)
         hits = sum(r["success"] for r in results)
         metrics.lookups_done(hits, len(results) - hits)
         for r in results:
@@ -488,7 +502,7 @@ def build_router(store: OnlineStore, raw_dir: Path, metrics: ServiceMetrics, ext
     )
     async def training(request: Annotated[TrainingBody, Body()]):
         if isinstance(request, ContractTraining):
-            results = contract_results(store.snapshot, request.features)
+            results = await _read(store, contract_results, store.snapshot, request.features)
             successful = sum(r["success"] for r in results)
             return ServingJSONResponse(
                 {"results": results, "total_requested": len(results), "total_successful": successful}
@@ -572,12 +586,13 @@ def create_app(
     """The API over the analytics file; it loads on startup and re-checks the file every refresh_interval s.
 
     `/health` judges freshness against the landing zone `raw_dir` (default: FEATURE_STORE_RAW_DIR's);
-    `settings` (default: the environment's) give the API key and the warehouse `/extract` runs on.
+    `settings` (default: the environment's) give the API key, the warehouse `/extract` runs on
+    and the online store (FEATURE_STORE_ONLINE_STORE: Redis; unset: in memory).
     """
     import swagger_ui_bundle
 
     settings = settings or Settings.from_env()
-    store = OnlineStore(analytics, load=False)
+    store = open_online_store(analytics, settings.online_store, load=False)
     raw_dir = raw_dir or settings.raw_dir
     metrics = ServiceMetrics(store)
     keys = Keys(settings.resolved_api_key())

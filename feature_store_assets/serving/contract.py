@@ -27,7 +27,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from feature_store_assets.core.months import add_months, format_month
-from feature_store_assets.serving.online import OnlineSnapshot, unknown_entity_message
+from feature_store_assets.serving.online import OnlineSnapshot, Plan, unknown_entity_message
 from feature_store_assets.serving.published import ENTITY, SNAPSHOT_COLUMN, ServingError, UnknownFeatures
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -133,20 +133,35 @@ class ContractExtractResponse(BaseModel):
 
 
 def contract_results(snapshot: OnlineSnapshot, items: Iterable[ContractItem]) -> list[dict[str, Any]]:
-    """One contract answer per item, in order: the latest value, or success false with a reason (pure)."""
-    results = []
+    """One contract answer per item, in order: the latest value, or success false with a reason. The entities
+    are read once per feature view, for every feature the items ask of it (one round trip to Redis each)."""
+    items = list(items)
+    plans: list[Plan | str] = []  # per item, its plan, or why it has none
     for item in items:
-        base = {"feature_type": item.feature_type, "entity_id": item.entity_id, "entity_type": item.entity_type}
         try:
-            plan = snapshot.plan([item.feature_type], item.entity_type)
+            plans.append(snapshot.plan([item.feature_type], item.entity_type))
         except (UnknownFeatures, ServingError) as error:  # no such feature, or not one of that entity's view
-            message = (
+            plans.append(
                 f"unknown feature_type {item.feature_type!r}"
                 + (f" for entity_type {item.entity_type}" if item.entity_type else "")
                 + ": GET /discovery lists the features"
                 if isinstance(error, UnknownFeatures)
                 else str(error)
             )
+    wanted: dict[str, tuple[Any, dict, dict]] = {}  # per feature view: its rows, the slots and ids asked
+    for plan, item in zip(plans, items):
+        if isinstance(plan, Plan):
+            rows, slots, ids = wanted.setdefault(plan.rows.view.name, (plan.rows, {}, {}))
+            slots.setdefault(plan.slots[0].name, plan.slots[0])
+            ids.setdefault(int(item.entity_id), None)
+    found = {
+        name: dict(zip(ids, rows.answers(list(ids), list(slots.values()))))
+        for name, (rows, slots, ids) in wanted.items()
+    }
+    results = []
+    for plan, item in zip(plans, items):
+        base = {"feature_type": item.feature_type, "entity_id": item.entity_id, "entity_type": item.entity_type}
+        if not isinstance(plan, Plan):
             results.append(
                 {
                     **base,
@@ -154,13 +169,13 @@ def contract_results(snapshot: OnlineSnapshot, items: Iterable[ContractItem]) ->
                     "computed_at": None,
                     "success": False,
                     "reason": UNKNOWN_FEATURE,
-                    "message": message,
+                    "message": plan,
                 }
             )
             continue
         base["entity_type"] = plan.rows.entity
-        found = snapshot.entity(int(item.entity_id), plan)
-        if not found["success"]:
+        entity = found[plan.rows.view.name][int(item.entity_id)]
+        if not entity["success"]:
             results.append(
                 {
                     **base,
@@ -168,17 +183,17 @@ def contract_results(snapshot: OnlineSnapshot, items: Iterable[ContractItem]) ->
                     "computed_at": None,
                     "success": False,
                     "reason": UNKNOWN_ENTITY,
-                    "message": found["message"],
+                    "message": entity["message"],
                 }
             )
             continue
         results.append(
             {
                 **base,
-                "feature_value": found["features"][plan.slots[0].name],
-                "computed_at": found["computed_at"],
+                "feature_value": entity["features"][plan.slots[0].name],
+                "computed_at": entity["computed_at"],
                 "success": True,
-                SNAPSHOT_COLUMN: found[SNAPSHOT_COLUMN],
+                SNAPSHOT_COLUMN: entity[SNAPSHOT_COLUMN],
             }
         )
     return results

@@ -9,6 +9,10 @@ how stale it is. Unknown entities are reported per entity, never as a failure of
 Memory layout, per view: numeric features in one float64 matrix (NaN for NULL, integer features converted back
 on the way out), text features in an object matrix, and a dict from the entity's id to its row. A lookup is a
 dict get and one row slice.
+
+With FEATURE_STORE_ONLINE_STORE set, the rows come from the shared online store in Redis instead
+(serving/redis_online.py, store/online.py): `open_online_store` picks. Both answer through `answer`, so an entity's
+answer is the same dict whichever holds its row.
 """
 
 from __future__ import annotations
@@ -67,9 +71,38 @@ class _Slot:
     is_integer: bool
 
 
+def answer(
+    entity: str,
+    entity_id: Any,
+    numbers: Sequence[float],
+    texts: Sequence[str | None],
+    slots: Sequence[_Slot],
+    month: date,
+    computed_at: datetime | None,
+) -> dict[str, Any]:
+    """One found entity's answer (pure): its month, when it was computed, and the slots' values (NaN is None,
+    integer features as int)."""
+    values = {}
+    for slot in slots:
+        if slot.is_text:
+            values[slot.name] = texts[slot.column]
+        else:
+            value = numbers[slot.column]
+            values[slot.name] = None if value != value else (int(value) if slot.is_integer else value)
+    return {entity: entity_id, "success": True, SNAPSHOT_COLUMN: month, "computed_at": computed_at, "features": values}
+
+
+def unknown_answer(entity: str, entity_id: Any) -> dict[str, Any]:
+    return {entity: entity_id, "success": False, "message": unknown_entity_message(entity)}
+
+
 @dataclass
 class ViewRows:
-    """One feature view's latest row per entity, loaded."""
+    """One feature view's latest row per entity, loaded.
+
+    What the serving layer asks of a view's rows (the Redis-backed ones answer the same: redis_online.py):
+    `view`, `entity`, `slots`, `months`, `ledger`, `latest_month`, `count`, `answers(ids, slots)`, `known(ids)`.
+    """
 
     view: FeatureView
     index: dict[int, int]  # entity id -> row
@@ -88,11 +121,31 @@ class ViewRows:
     def latest_month(self) -> date | None:
         return max((month for month, _ in self.months), default=None)
 
+    @property
+    def count(self) -> int:
+        """Entities with a snapshot."""
+        return len(self.index)
+
+    def answer(self, entity_id: Any, slots: Sequence[_Slot]) -> dict[str, Any]:
+        row = self.index.get(entity_id)
+        if row is None:
+            return unknown_answer(self.view.entity, entity_id)
+        month, computed_at = self.months[self.month_codes[row]]
+        texts = self.texts[row].tolist() if self.texts.shape[1] else ()
+        return answer(self.view.entity, entity_id, self.numbers[row].tolist(), texts, slots, month, computed_at)
+
+    def answers(self, entity_ids: Iterable[Any], slots: Sequence[_Slot]) -> list[dict[str, Any]]:
+        return [self.answer(entity_id, slots) for entity_id in entity_ids]
+
+    def known(self, entity_ids: Iterable[int]) -> set[int]:
+        """Those of the ids that have a snapshot."""
+        return {entity_id for entity_id in entity_ids if entity_id in self.index}
+
 
 class Plan(NamedTuple):
     """Where the requested features live: the view's rows and one slot per feature, in request order."""
 
-    rows: ViewRows
+    rows: ViewRows  # or the Redis-backed rows of the view (redis_online.RedisViewRows)
     slots: list[_Slot]
 
 
@@ -106,11 +159,14 @@ class OnlineSnapshot:
     loaded_at: datetime
     load_seconds: float
     tables: list[Table] = field(default_factory=list)  # the marts, listed for discovery (not looked up online)
+    # when the rows served were published: the file's mtime, or what the Redis snapshot records of its file
+    published: datetime | None = None
+    online_store: dict[str, Any] = field(default_factory=lambda: {"kind": "memory"})  # where the rows are (/health)
     _plans: dict[tuple[str | None, tuple[str, ...] | None], Plan] = field(default_factory=dict, repr=False)
 
     @property
     def published_at(self) -> datetime:
-        return published_at(self.identity)
+        return self.published or published_at(self.identity)
 
     @property
     def default(self) -> ViewRows:
@@ -135,7 +191,7 @@ class OnlineSnapshot:
 
     @property
     def clients(self) -> int:
-        return len(self.default.index)
+        return self.default.count
 
     def plan(self, features: Sequence[str] | None, entity: str | None = None) -> Plan:
         """Where each requested feature lives (the catalog's `select` rules: one view, the entity's when given);
@@ -148,7 +204,12 @@ class OnlineSnapshot:
         found = self._plans.get(key)
         if found is None:
             selection = self.catalog.select(key[1], entity)
-            rows = self.views[selection.view.name]
+            rows = self.views.get(selection.view.name)
+            if rows is None:  # in the file's catalog, not in the Redis snapshot served (pushed before the view was)
+                raise AnalyticsUnavailable(
+                    f"feature view {selection.view.name} is not in the online snapshot served "
+                    f"({self.online_store}): the next publish pushes it"
+                )
             found = Plan(rows, [rows.slots[name] for name in selection.names])
             if len(self._plans) >= _PLAN_CACHE_LIMIT:
                 self._plans.clear()
@@ -157,27 +218,11 @@ class OnlineSnapshot:
 
     def entity(self, entity_id: Any, plan: Plan) -> dict[str, Any]:
         """One entity's answer, keyed by the plan's entity column (client_id or clinic_id)."""
-        rows = plan.rows
-        row = rows.index.get(entity_id)
-        if row is None:
-            return {rows.view.entity: entity_id, "success": False, "message": unknown_entity_message(rows.view.entity)}
-        numbers = rows.numbers[row].tolist()
-        texts = rows.texts[row].tolist() if rows.texts.shape[1] else ()
-        values = {}
-        for slot in plan.slots:
-            if slot.is_text:
-                values[slot.name] = texts[slot.column]
-            else:
-                value = numbers[slot.column]
-                values[slot.name] = None if value != value else (int(value) if slot.is_integer else value)
-        month, computed_at = rows.months[rows.month_codes[row]]
-        return {
-            rows.view.entity: entity_id,
-            "success": True,
-            SNAPSHOT_COLUMN: month,
-            "computed_at": computed_at,
-            "features": values,
-        }
+        return plan.rows.answer(entity_id, plan.slots)
+
+    def lookup(self, entity_ids: Sequence[Any], plan: Plan) -> list[dict[str, Any]]:
+        """Each entity's answer, in order (one read of the online store when it is Redis)."""
+        return plan.rows.answers(entity_ids, plan.slots)
 
 
 def _computed_at(con, model: str) -> dict[date, datetime]:
@@ -263,6 +308,8 @@ class OnlineStore:
     is current: a refresh builds the new one aside and swaps it in one assignment.
     """
 
+    reads_remotely = False  # the Redis-backed store's lookups are round trips (the API runs them off its loop)
+
     def __init__(self, analytics: Path | None = None, *, load: bool = True):
         if analytics is None:
             from feature_store_assets.core.settings import Settings
@@ -346,11 +393,20 @@ class OnlineStore:
         `entity` (client_id, clinic_id) picks the feature view; without it the features do (bare names: the
         default view, client_features), and every feature of client_features when they are None too."""
         snapshot = self.snapshot
-        plan = snapshot.plan(features, entity)
-        return [snapshot.entity(entity_id, plan) for entity_id in entity_ids]
+        return snapshot.lookup(list(entity_ids), snapshot.plan(features, entity))
 
     def lookup_one(
         self, entity_id: int, features: Sequence[str] | None = None, entity: str | None = None
     ) -> dict[str, Any]:
         snapshot = self.snapshot
         return snapshot.entity(entity_id, snapshot.plan(features, entity))
+
+
+def open_online_store(analytics: Path, online_store: str = "", *, load: bool = True) -> OnlineStore:
+    """The online store to serve `analytics` from: in memory, or the shared one in Redis when `online_store`
+    (FEATURE_STORE_ONLINE_STORE, a redis:// URL) is set."""
+    if not online_store:
+        return OnlineStore(analytics, load=load)
+    from feature_store_assets.serving.redis_online import RedisOnlineStore
+
+    return RedisOnlineStore(analytics, online_store, load=load)
