@@ -26,7 +26,7 @@ import pyarrow as pa
 
 from feature_store_assets.core.months import format_month, month_range, parse_month
 from feature_store_assets.core.settings import Settings
-from feature_store_assets.serving.catalog import Column, Feature, FeatureCatalog, FeatureView, Table
+from feature_store_assets.serving.catalog import Column, Feature, FeatureCatalog, FeatureVersion, FeatureView, Table
 from feature_store_assets.serving.published import (
     SNAPSHOT_COLUMN,
     AnalyticsUnavailable,
@@ -151,6 +151,7 @@ def feature_from_entry(entry: Mapping[str, Any]) -> Feature:
         latest_month=_date(entry["latest_month"]),
         latest_null_rate=entry["latest_null_rate"],
         feature_view=entry["feature_view"],
+        versions=tuple(FeatureVersion.from_dict(v) for v in entry.get("versions") or ()),
     )
 
 

@@ -44,6 +44,8 @@ def cmd_features_show(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     width = max(len(key) for key in entry) + 2
     for key, value in entry.items():
+        if key == "versions":  # each version: its number, the month it applies from, its definition's hash
+            value = [f"v{v['version']} from {v['first_month']} ({v['definition']})" for v in value]
         shown = ", ".join(value) if isinstance(value, list) else value
         print(f"{key + ':':<{width}}{'' if shown is None else shown}")
     return 0

@@ -206,6 +206,12 @@ class TrainingResponse(BaseModel):
     rows: list[TrainingFeatures]
 
 
+class FeatureVersionEntry(BaseModel):
+    version: int
+    first_month: date | None = Field(description="the first feature month built with it")
+    definition: str = Field(description="hash of the definition: the yml entry and the SQL lineage of the column")
+
+
 class CatalogEntry(BaseModel):
     kind: Literal["feature"] = Field(description="an online feature (`GET /discovery/tables` lists the tables)")
     feature_type: str = Field(
@@ -229,6 +235,14 @@ class CatalogEntry(BaseModel):
     last_month: date | None
     latest_month: date | None
     latest_null_rate: float | None
+    version: int | None = Field(
+        None, description="the definition's version: 1, then one more each time its yml entry or SQL changed"
+    )
+    version_first_month: date | None = Field(
+        None, description="the first feature month built with this version: it applies from there on"
+    )
+    definition: str | None = Field(None, description="hash of this version's definition (yml entry and SQL lineage)")
+    versions: list[FeatureVersionEntry] = Field(default_factory=list, description="every version, oldest first")
 
 
 class TableColumn(BaseModel):

@@ -49,8 +49,33 @@ def feature_type(view: str, name: str) -> str:
 
 
 @dataclass(frozen=True)
+class FeatureVersion:
+    """One version of a feature's definition: its number, the first feature month built with it (it applies from
+    there on) and the hash of the definition (yml entry and SQL lineage: defs/catalog/definitions.py)."""
+
+    version: int
+    first_month: date | None
+    definition: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "first_month": self.first_month.isoformat() if self.first_month else None,
+            "definition": self.definition,
+        }
+
+    @classmethod
+    def from_dict(cls, entry: Mapping[str, Any]) -> FeatureVersion:
+        month = entry["first_month"]
+        return cls(
+            int(entry["version"]), date.fromisoformat(month) if isinstance(month, str) else month, entry["definition"]
+        )
+
+
+@dataclass(frozen=True)
 class Feature:
-    """One catalog entry. Availability fields are None until computed from the data."""
+    """One catalog entry. Availability fields are None until computed from the data; version fields until the
+    catalog asset recorded the definition (the catalog built from the manifest alone has none)."""
 
     name: str
     description: str
@@ -67,6 +92,21 @@ class Feature:
     latest_month: date | None = None  # the month latest_null_rate describes: the view's latest
     latest_null_rate: float | None = None
     feature_view: str = FEATURE_MODEL  # the dbt model (table features.<feature_view>) the feature is a column of
+    versions: tuple[FeatureVersion, ...] = ()  # every version of its definition, oldest first
+
+    @property
+    def version(self) -> int | None:
+        """The current definition's version (1, then one more per change); None when not recorded."""
+        return self.versions[-1].version if self.versions else None
+
+    @property
+    def version_first_month(self) -> date | None:
+        """The first feature month built with the current version: it applies from there on."""
+        return self.versions[-1].first_month if self.versions else None
+
+    @property
+    def definition(self) -> str | None:
+        return self.versions[-1].definition if self.versions else None
 
     @property
     def source_tables(self) -> tuple[str, ...]:
@@ -87,6 +127,15 @@ class Feature:
         for f in fields(self):
             if f.name == "source_columns":
                 entry["source_tables"] = list(self.source_tables)
+            if f.name == "versions":
+                month = self.version_first_month
+                entry |= {
+                    "version": self.version,
+                    "version_first_month": month.isoformat() if month else None,
+                    "definition": self.definition,
+                    "versions": [v.as_dict() for v in self.versions],
+                }
+                continue
             value = getattr(self, f.name)
             entry[f.name] = (
                 list(value) if isinstance(value, tuple) else value.isoformat() if isinstance(value, date) else value
@@ -315,6 +364,13 @@ CATALOG_COLUMNS = {
     "last_month": ("date", "last feature month with a non-null value"),
     "latest_month": ("date", "the latest feature month of the feature view"),
     "latest_null_rate": ("double", "share of NULLs in the latest feature month"),
+    "version": ("integer", "the definition's version: 1, then one more each time its yml entry or SQL changed"),
+    "version_first_month": ("date", "the first feature month built with this version: it applies from there on"),
+    "definition": ("varchar", "hash of this version's definition: the yml entry and the SQL lineage of the column"),
+    "versions": (
+        "struct(version integer, first_month date, definition varchar)[]",
+        "every version, oldest first, with the first feature month built with it",
+    ),
     "built_at": ("timestamp", "when the catalog was computed"),
 }
 
@@ -355,11 +411,8 @@ def read_catalog(con: duckdb.DuckDBPyConnection) -> list[Feature]:
             [schema, table],
         ).fetchall()
     }
-    columns = ", ".join(
-        quote(name)
-        for name in CATALOG_COLUMNS
-        if name in present and name not in ("position", "source_tables", "built_at")
-    )
+    derived = ("position", "source_tables", "built_at", "version", "version_first_month", "definition")
+    columns = ", ".join(quote(name) for name in CATALOG_COLUMNS if name in present and name not in derived)
     cursor = con.execute(f"select {columns} from {CATALOG_TABLE} order by position")
     names = [d[0] for d in cursor.description]
     features = []
@@ -368,6 +421,7 @@ def read_catalog(con: duckdb.DuckDBPyConnection) -> list[Feature]:
         entry["name"] = entry.pop("feature_name")
         for key in ("source_columns", "tags"):
             entry[key] = tuple(entry[key] or ())
+        entry["versions"] = tuple(FeatureVersion.from_dict(v) for v in entry.get("versions") or ())
         features.append(Feature(**entry))
     return features
 
