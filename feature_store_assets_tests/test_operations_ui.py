@@ -15,15 +15,14 @@ import signal
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
-from feature_store_assets.core.paths import REPO_DIR
 from feature_store_assets.core.settings import SAMPLE_ZIP_INCOME
 from feature_store_assets.generator import GeneratorOptions, generate_landing_zone
+from feature_store_assets_tests.support.browser import ARTIFACTS, browser_page
 from feature_store_assets_tests.support.operations import (
     DagsterServers,
     alive,
@@ -43,18 +42,6 @@ ZONE = GeneratorOptions(start_month="2023-01", months=8, clinics=6, clients=400,
 MONTHS = [f"2023-{m:02d}" for m in range(1, 8)]  # the UI's runs; the CLI's tests add 2023-08
 CLI_MONTH = "2023-08"
 LAYERS = ("landing_zone", "reference", "filter", "aggregation", "features", "publish")
-ARTIFACTS = REPO_DIR / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 RUN_TIMEOUT = 420  # seconds for one queued run, on a loaded 2-core machine
 FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
 
@@ -170,23 +157,6 @@ def assert_store_is_clean(dagster, months: list[str]) -> None:
     assert all(rows > 0 for rows in months_of(warehouse(dagster)).values())
     assert set(duplicate_keys(warehouse(dagster)).values()) == {0}
     assert set(duplicate_keys(analytics(dagster)).values()) == {0}
-
-
-@contextmanager
-def browser_page():
-    from playwright.sync_api import sync_playwright
-
-    assert Path(CHROMIUM).exists(), "Debian's chromium is missing: apt-get install -y chromium (see .ci/run)"
-    ARTIFACTS.mkdir(exist_ok=True)
-    (ARTIFACTS / ".gitignore").write_text("*\n")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1600, "height": 1000})
-            page.set_default_timeout(60_000)
-            yield page
-        finally:
-            browser.close()
 
 
 def cli_materialize(dagster, month: str) -> subprocess.Popen:

@@ -22,6 +22,7 @@ import psutil
 import pytest
 
 from feature_store_assets.operations.runs import acquire, release
+from feature_store_assets_tests.support.browser import ARTIFACTS, browser_page
 from feature_store_assets_tests.support.serving import analytics_query, march_clients, serving_process
 from feature_store_assets_tests.support.shared import published_copy
 
@@ -274,3 +275,18 @@ def test_docs_are_served_from_installed_files_with_no_cdn(base):
         document["paths"]
     )
     assert "Two request shapes" in document["info"]["description"]
+
+
+def test_docs_and_redoc_render_in_a_browser_that_reaches_nothing_but_the_server(base):
+    """The issue's "renders offline": chromium loads /docs and /redoc, every request it makes goes to the
+    server, and the pages show the API's endpoints."""
+    with browser_page() as page:
+        requested = []
+        page.on("request", lambda request: requested.append(request.url))
+        for path, endpoint in (("/docs", f"{API}/discovery"), ("/redoc", "discovery")):
+            page.goto(base + path)
+            page.get_by_text(endpoint, exact=False).first.wait_for()
+            assert "Client feature store" in page.title()
+            page.screenshot(path=ARTIFACTS / f"api{path.replace('/', '-')}.png")
+        outside = [url for url in requested if not url.startswith((base, "data:", "blob:"))]
+        assert requested and outside == [], outside

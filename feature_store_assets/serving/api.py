@@ -22,7 +22,7 @@ from typing import Annotated, Any, Literal
 import pandas as pd
 from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Discriminator, Field, Tag, field_validator, model_validator
@@ -69,6 +69,7 @@ from feature_store_assets.serving.training import EVENT_TIMESTAMP, VERSION_ATTR,
 
 PREFIX = "/api/v1/features"
 DOCS_ASSETS = f"{PREFIX}/docs-assets"
+REDOC_ASSETS = f"{PREFIX}/redoc-assets"
 
 Value = float | int | str | None
 
@@ -594,6 +595,17 @@ def docs_page(title: str) -> HTMLResponse:
     )
 
 
+def redoc_page(title: str) -> HTMLResponse:
+    """ReDoc from the files fastapi-standalone-docs installs (served under REDOC_ASSETS): no CDN, no web fonts."""
+    return get_redoc_html(
+        openapi_url=f"{PREFIX}/openapi.json",
+        title=f"{title} - ReDoc",
+        redoc_js_url=f"{REDOC_ASSETS}/redoc.standalone.js",
+        redoc_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png",
+        with_google_fonts=False,
+    )
+
+
 def create_app(
     analytics: Path, refresh_interval: float = 1.0, raw_dir: Path | None = None, settings: Settings | None = None
 ) -> FastAPI:
@@ -603,6 +615,7 @@ def create_app(
     `settings` (default: the environment's) give the API key, the warehouse `/extract` runs on
     and the online store (FEATURE_STORE_ONLINE_STORE: Redis; unset: in memory).
     """
+    import fastapi_standalone_docs
     import swagger_ui_bundle
 
     settings = settings or Settings.from_env()
@@ -631,11 +644,18 @@ def create_app(
     app.state.store = store
     app.state.metrics = metrics
     app.mount(DOCS_ASSETS, StaticFiles(directory=str(swagger_ui_bundle.swagger_ui_path)), name="docs-assets")
+    redoc_files = Path(fastapi_standalone_docs.__file__).parent / "static" / "redoc"
+    app.mount(REDOC_ASSETS, StaticFiles(directory=str(redoc_files)), name="redoc-assets")
 
     @app.get("/docs", include_in_schema=False)
     @app.get(f"{PREFIX}/docs", include_in_schema=False)
     async def docs():
         return docs_page(app.title)
+
+    @app.get("/redoc", include_in_schema=False)
+    @app.get(f"{PREFIX}/redoc", include_in_schema=False)
+    async def redoc():
+        return redoc_page(app.title)
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus():
