@@ -10,6 +10,11 @@ and by hand, for the table of docs/serving.md (a synthetic file of 200,000 clien
 written in WORKDIR from PUBLISHED, any analytics file `feature-store materialize` published):
 
     python -m benchmarks.serving table PUBLISHED.duckdb [WORKDIR]
+
+and, on the same rows, training retrieval and the online refresh on the published store against one DuckDB file
+of tables (the analytics file's layout before the store), alternating:
+
+    python -m benchmarks.serving compare PUBLISHED.duckdb [WORKDIR]
 """
 
 from __future__ import annotations
@@ -39,14 +44,17 @@ TABLE_CLIENTS, TABLE_MONTHS, TABLE_ROWS = 200_000, 24, 1_000_000
 FEW = ["tenure_days", "total_revenue_12m", "days_since_last_purchase", "zip_avg_agi", "web_sessions_3m"]
 
 
-def synthetic_analytics(real: Path, out: Path, clients: int, months: int) -> Path:
+def synthetic_analytics(real: Path, out: Path, clients: int, months: int, tables: Path | None = None) -> Path:
     """A published analytics file of synthetic features: the real schema and catalog (from `real`, any published
     analytics file), `clients` x `months` rows of synthetic values (10% NULLs in the double and text columns,
     benchmarks/synthetic.py), months from START. Written as a warehouse and published through the store, as the
-    pipeline publishes: Delta tables in `published/` beside `out` (partitioned by month), `out` views over them."""
+    pipeline publishes: Delta tables in `published/` beside `out` (partitioned by month), `out` views over them.
+    `tables`: where to keep that warehouse, one DuckDB file of tables (the analytics file's layout before the
+    store; in a folder without `published/`, so serving reads it as it is)."""
     from feature_store_assets.defs.publish.analytics import publish_analytics
 
     warehouse, store_dir = out.with_name(f"{out.stem}-warehouse.duckdb"), out.parent / "published"
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.unlink(missing_ok=True)
     warehouse.unlink(missing_ok=True)
     shutil.rmtree(store_dir, ignore_errors=True)
@@ -75,7 +83,11 @@ def synthetic_analytics(real: Path, out: Path, clients: int, months: int) -> Pat
             "where entity = 'client_id'"
         )
     publish_analytics(warehouse, out, store_dir=store_dir)
-    warehouse.unlink()
+    if tables is None:
+        warehouse.unlink()
+    else:
+        tables.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(warehouse, tables)
     return out
 
 
@@ -222,6 +234,28 @@ def table(published: Path, workdir: Path) -> None:
     thread.join()
 
 
+def compare(published: Path, workdir: Path, rounds: int = 3) -> None:
+    """Training retrieval (1M rows x 31 features) and the online refresh on the same synthetic features in both
+    layouts, alternating so both see the same load: the published store (views over Delta files, as now) and one
+    DuckDB file of tables (the analytics file before the store). Prints each layout's best times and the ratios."""
+    store_file, tables_file = workdir / "analytics.duckdb", workdir / "tables" / "analytics.duckdb"
+    if not (store_file.exists() and tables_file.exists()):
+        synthetic_analytics(published, store_file, TABLE_CLIENTS, TABLE_MONTHS, tables=tables_file)
+    entities = workdir / "entities.parquet"
+    entity_rows(TABLE_CLIENTS, TABLE_MONTHS, TABLE_ROWS).to_parquet(entities)
+    layouts = {"Delta store": store_file, "DuckDB tables": tables_file}
+    seconds: dict[str, dict[str, list[float]]] = {name: {"training": [], "refresh": []} for name in layouts}
+    for _ in range(rounds):
+        for name, path in layouts.items():
+            seconds[name]["training"].append(training(path, entities, None)["seconds"])
+            seconds[name]["refresh"].append(online(path, 1)["refresh_seconds"])
+    best = {name: {what: min(values) for what, values in kinds.items()} for name, kinds in seconds.items()}
+    for what in ("training", "refresh"):
+        store, tables = best["Delta store"][what], best["DuckDB tables"][what]
+        print(f"{what}: Delta store {store:.2f} s, DuckDB tables {tables:.2f} s, store / tables {store / tables:.2f}x")
+    print(json.dumps({"best_seconds": best, "seconds": seconds}))
+
+
 def main(argv: list[str]) -> int:
     command, *args = argv
     if command == "training":
@@ -230,6 +264,9 @@ def main(argv: list[str]) -> int:
         report = online(Path(args[0]), int(args[1]))
     elif command == "http":
         report = over_http(args[0], int(args[1]), int(args[2]))
+    elif command == "compare":
+        compare(Path(args[0]), Path(args[1]) if len(args) > 1 else Path(tempfile.mkdtemp(prefix="serving-benchmark-")))
+        return 0
     elif command == "table":
         table(Path(args[0]), Path(args[1]) if len(args) > 1 else Path(tempfile.mkdtemp(prefix="serving-benchmark-")))
         return 0

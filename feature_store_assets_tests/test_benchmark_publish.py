@@ -49,6 +49,10 @@ def test_tiny_publish_benchmark_publishes_every_month_and_writes_its_figures(tmp
     ratio = figures[f"publish: month {scale.months} / month 2"]
     assert ratio.target == "<= 1.1" and ratio.met == (ratio.value <= 1.1)
     assert ratio.value == pytest.approx(months["2023-04"]["seconds"] / months["2023-02"]["seconds"])
+    pairs = results["pairs"]  # month 2 again on the store as it found it, then month 5 on the whole history
+    assert [p["store_version"] for p in pairs["month_2"]] == [2] * scale.pairs
+    assert [p["store_version"] for p in pairs["history"]] == list(range(5, 5 + scale.pairs))
+    assert figures[f"publish CPU time: paired, on {scale.months}+ months / month 2"].target == "<= 1.1"
     share = figures["store on disk / current data"]
     assert share.value == pytest.approx(disk["total"] / disk["current_data"]) and share.target == "<= 1.3"
     assert "peak RSS of a publishing process" in figures
