@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import shutil
 import subprocess
+import sys
 from datetime import date, datetime
 
 import duckdb
@@ -178,3 +180,24 @@ def test_a_published_store_lists_version_1_of_every_feature_from_its_first_month
     )
     assert len(versions) == len(hashes) and set(versions["feature_name"]) == set(hashes)
     assert set(versions["version"]) == {1} and {d.date() for d in versions["first_month"]} == {JAN}
+
+
+def test_definitions_hash_the_same_in_every_process():
+    """Runs and serving processes must agree, or every run would start new versions: each process here has its own
+    string-hash seed (set and dict iteration order), as every real process does."""
+    code = (
+        "import json; from feature_store_assets.defs.dbt.project import load_manifest; "
+        "from feature_store_assets.defs.catalog.definitions import definition_hashes; "
+        "print(json.dumps(definition_hashes(load_manifest()), sort_keys=True))"
+    )
+    found = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        ).stdout
+        for seed in ("1", "2", "3")
+    }
+    assert len(found) == 1 and json.loads(found.pop()) == definition_hashes(load_manifest())

@@ -154,7 +154,9 @@ def column_expressions(sql: str, columns: list[str]) -> dict[str, list[str]]:
                 source.set("with_", None)
                 source.set("expressions", [step.expression.copy()])
             steps.append(source.sql(dialect=DIALECT, comments=False))
-        found[column] = list(dict.fromkeys(steps))
+        # the model's own select first, the rest sorted: sqlglot walks a step's sources from a set, so their order
+        # changes from one process to the next
+        found[column] = steps[:1] + sorted(set(steps[1:]) - set(steps[:1]))
     return found
 
 
