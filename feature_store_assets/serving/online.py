@@ -232,6 +232,27 @@ def _computed_at(con, model: str) -> dict[date, datetime]:
     return dict(con.execute(f"select month, materialized_at from {LEDGER} where model = ?", [model]).fetchall())
 
 
+def latest_rows_sql(con, view: FeatureView, selected: Sequence[str]) -> str:
+    """The SELECT of each entity's latest row of the view, `selected` its columns.
+
+    Two steps, so only the months someone's latest row is in are read in full: each entity's latest month
+    from the narrow key columns (a temp table), then the rows of those months (month constants, which prune
+    the published store's month partitions) that are an entity's latest. Usually that is the newest month
+    alone; a window over every row of every month read all the store's files (6x slower at 24 months)."""
+    key = quote(view.entity)
+    con.execute(
+        f"create or replace temp table __latest as "
+        f"select {key}, max({SNAPSHOT_COLUMN}) as {SNAPSHOT_COLUMN} from {view.table} group by {key}"
+    )
+    months = [month for (month,) in con.execute(f"select distinct {SNAPSHOT_COLUMN} from __latest").fetchall()]
+    in_months = ", ".join(f"date '{month.isoformat()}'" for month in months) or "null"
+    return (
+        f"select {', '.join(selected)} from {view.table} as f semi join __latest as l "
+        f"on f.{key} = l.{key} and f.{SNAPSHOT_COLUMN} = l.{SNAPSHOT_COLUMN} "
+        f"where f.{SNAPSHOT_COLUMN} in ({in_months})"
+    )
+
+
 def load_view(con, view: FeatureView) -> ViewRows:
     """Every entity's latest row of one feature view into memory."""
     schema_name, table_name = view.table.split(".")
@@ -250,10 +271,7 @@ def load_view(con, view: FeatureView) -> ViewRows:
         # One fixed-size DOUBLE[k] column arrives as a single rows x k matrix, without stacking k columns.
         values = ", ".join(f"coalesce({quote(n)}::double, 'nan'::double)" for n in number_names)
         selected.append(f"[{values}]::double[{len(number_names)}] as {_NUMBERS}")
-    table = con.sql(
-        f"select {', '.join(selected)} from {view.table} "
-        f"qualify {SNAPSHOT_COLUMN} = max({SNAPSHOT_COLUMN}) over (partition by {key})"
-    ).to_arrow_table()
+    table = con.sql(latest_rows_sql(con, view, selected)).to_arrow_table()
     computed_at = _computed_at(con, view.name)
     rows = table.num_rows
     if number_names:

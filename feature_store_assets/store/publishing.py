@@ -29,7 +29,6 @@ from feature_store_assets.store.tables import (
     restore_table,
     roll_back_unlisted_commits,
     snapshot_files,
-    table_version,
     vacuum,
     write_table,
 )
@@ -173,17 +172,17 @@ def publish(
                     replace_months = chosen
                 if chosen is not None:
                     query += f" where list_contains({_date_list(chosen)}, {quote(month_column)})"
-            version = write_table(
+            entries[name] = write_table(
                 store_dir,
                 schema,
                 table,
-                con.sql(query).to_arrow_reader(),
+                con,
+                query,
                 columns[key],
                 comment,
                 month_column,
                 replace_months,
             )
-            entries[name] = table_version(store_dir, schema, table, version, columns[key], month_column, comment)
     record = StoreVersion(
         _next_number(store_dir),
         run_id,
