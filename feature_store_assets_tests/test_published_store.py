@@ -312,15 +312,22 @@ def test_analytics_file_opens_in_duckdb_1_and_the_pip_duckdb_cli_with_every_tabl
 
 
 def test_a_table_s_log_gets_checkpoints_and_keeps_every_commit_so_old_versions_stay_readable(tmp_path):
-    """delta-rs's hooks (store/tables.py LOG_HOOKS): a checkpoint every 100 commits, no expired-log clean-up."""
+    """store/tables.py: a checkpoint every 10 commits (the table property), no expired-log clean-up (LOG_HOOKS);
+    the month replacements after the table's first write keep the property."""
     columns = [Column("feature_month", "DATE"), Column("value", "INTEGER")]
     con = duckdb.connect()
-    for version in range(101):
+    for version in range(21):
         query = f"select date '{JAN.isoformat()}' as feature_month, {version}::integer as value"
-        written = write_table(tmp_path, "t", "monthly", con, query, columns, None, "feature_month")
+        months = None if version == 0 else [JAN]
+        written = write_table(tmp_path, "t", "monthly", con, query, columns, None, "feature_month", months)
         assert written.delta_version == version
+        assert [f.rows for f in written.files] == [1]
     log = tmp_path / "t" / "monthly" / DELTA_LOG
-    assert list(log.glob("*.checkpoint.parquet")), sorted(p.name for p in log.iterdir())
-    assert len(list(log.glob("*.json"))) == 101
+    checkpoints = sorted(p.name.split(".")[0] for p in log.glob("*.checkpoint.parquet"))
+    assert checkpoints == [
+        f"{9:020d}",
+        f"{19:020d}",
+    ]  # after each 10th commit (versions 0-9, 10-19), sorted(p.name for p in log.iterdir())
+    assert len(list(log.glob("*.json"))) == 21
     old = DeltaTable(str(tmp_path / "t" / "monthly"), version=3).to_pyarrow_table()
     assert old["value"].to_pylist() == [3]
