@@ -11,7 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import math
+import os
+import subprocess
+import sys
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -40,11 +45,18 @@ MARTS: dict[str, tuple[str, tuple[str, ...]]] = {
     # relation: (month column, key)
     "marts.client_rfm": ("snapshot_month", ("client_id", "snapshot_month")),
     "marts.client_value": ("snapshot_month", ("client_id", "snapshot_month")),
+    "marts.client_segments": ("snapshot_month", ("client_id", "snapshot_month")),
     "marts.client_cohorts": ("snapshot_month", ("clinic_id", "cohort_month", "snapshot_month")),
+    "marts.cohort_health": ("snapshot_month", ("cohort_type", "cohort_month", "snapshot_month")),
     "marts.product_affinity": ("snapshot_month", ("snapshot_month", "antecedent_category", "consequent_category")),
+    "marts.product_recommendations": (
+        "snapshot_month",
+        ("snapshot_month", "source_category", "recommended_category"),
+    ),
     "features.clinic_features": ("feature_month", ("clinic_id", "feature_month")),
 }
 MART_MODELS = [relation.split(".")[1] for relation in MARTS]
+MARTS_SCHEMA_MODELS = [relation.split(".")[1] for relation in MARTS if relation.startswith("marts.")]
 
 
 @pytest.fixture(scope="module")
@@ -158,14 +170,65 @@ def test_client_value_equals_reference(store, upstream, thresholds):
     )
 
 
+def test_client_segments_equal_reference(store, upstream, thresholds):
+    assert_equals_reference(
+        store, "marts.client_segments", lambda m: reference.client_segments(upstream, m, START, thresholds)
+    )
+
+
 def test_client_cohorts_equal_reference(store, upstream):
     assert_equals_reference(store, "marts.client_cohorts", lambda m: reference.client_cohorts(upstream, m, START))
+
+
+def test_cohort_health_equals_reference(store, upstream, thresholds):
+    assert_equals_reference(
+        store, "marts.cohort_health", lambda m: reference.cohort_health(upstream, m, START, thresholds)
+    )
+
+
+def test_cohort_health_rolls_up_client_cohorts_and_uses_every_class(store):
+    # the first-purchase cohorts are client_cohorts' cells with the clinics summed: two computations, one answer
+    differing = store.scalar(
+        "select count(*) from (select * from marts.cohort_health where cohort_type = 'first_purchase') h full join ("
+        "  select cohort_month, snapshot_month, sum(cohort_clients) as clients, sum(active_clients) as active,"
+        "         sum(cumulative_revenue) as cumulative from marts.client_cohorts group by all"
+        ") c using (cohort_month, snapshot_month) "
+        "where c.clients is distinct from h.cohort_clients or c.active is distinct from h.active_clients "
+        "or abs(c.cumulative - h.cumulative_revenue) > 1e-6"
+    )
+    assert differing == 0
+    health = store.query("select cohort_type, health_class from marts.cohort_health")
+    assert set(health["cohort_type"]) == {"signup", "first_purchase"}
+    assert set(health["health_class"]) == {"new", "healthy", "watch", "unhealthy"}
 
 
 def test_product_affinity_equals_reference(store, upstream, thresholds):
     assert_equals_reference(
         store, "marts.product_affinity", lambda m: reference.product_affinity(upstream, m, START, thresholds)
     )
+
+
+def test_product_recommendations_equal_reference(store, upstream, thresholds):
+    assert_equals_reference(
+        store,
+        "marts.product_recommendations",
+        lambda m: reference.product_recommendations(upstream, m, START, thresholds),
+    )
+
+
+def test_recommendations_list_both_directions_and_every_class(store):
+    recommendations = store.query("select * from marts.product_recommendations")
+    pairs = set(
+        zip(
+            recommendations["snapshot_month"],
+            recommendations["source_category"],
+            recommendations["recommended_category"],
+        )
+    )
+    assert all((month, b, a) in pairs for month, a, b in pairs)  # A -> B and B -> A
+    assert set(recommendations["strength"]) == {"strong", "moderate", "weak"}
+    assert set(recommendations["confidence_level"]) == {"high", "medium", "low"}
+    assert set(recommendations["cross_category"]) == {True, False}
 
 
 def test_clinic_features_equal_reference(store, upstream, thresholds):
@@ -212,6 +275,34 @@ def test_marts_are_published_with_their_column_docs(store):
     assert comment.startswith("pair_visits / visits")
 
 
+def test_every_mart_table_has_its_model_description_as_comment_in_the_warehouse_and_the_analytics_file(store):
+    """The table comment (duckdb_tables() in the warehouse; duckdb_views() in the analytics file, which holds views)."""
+    nodes = {node["name"]: node for node in load_manifest()["nodes"].values()}
+    queries = {
+        store.settings.warehouse: "select comment from duckdb_tables() where schema_name = ? and table_name = ?",
+        store.settings.analytics: "select comment from duckdb_views() where schema_name = ? and view_name = ?",
+    }
+    for relation in [*MARTS, "marts.segment_actions"]:
+        schema, name = relation.split(".")
+        for path, query in queries.items():
+            with duckdb.connect(str(path), read_only=True) as con:
+                found = con.execute(query, [schema, name]).fetchone()
+            assert found and found[0] == nodes[name]["description"].strip(), (path.name, relation)
+
+
+def test_the_segment_actions_seed_is_published_as_marketing_wrote_it(store):
+    csv = pd.read_csv(reference.SEGMENT_ACTIONS_CSV).sort_values("segment").reset_index(drop=True)
+    published = read_table(store.settings.analytics, "marts.segment_actions").sort_values("segment")
+    pd.testing.assert_frame_equal(published.reset_index(drop=True), csv, check_dtype=False)
+    with duckdb.connect(str(store.settings.analytics), read_only=True) as con:
+        comment = con.execute(
+            "select comment from duckdb_views() where schema_name = 'marts' and view_name = 'segment_actions'"
+        ).fetchone()[0]
+    assert comment.startswith("The marketing action for each behavioural segment")
+    # every segment the RFM mart produced has an action: the campaign list has no gap
+    assert store.scalar("select count(*) from marts.client_segments where recommended_action is null") == 0
+
+
 def test_every_mart_column_is_documented(store):
     models = {node["name"]: node for node in load_manifest()["nodes"].values() if node["resource_type"] == "model"}
     for relation in MARTS:
@@ -253,10 +344,13 @@ def test_marts_say_their_lookback_window_and_run_in_the_monthly_job():
         (["features", "clinic_features"], ["aggregation", "client_monthly_inclinic_mix"]),
     ]:
         assert parent_months(child, parent) == ["2024-03-01"], (child, parent)
-    for mart in MART_MODELS[:4]:
+    for mart in MARTS_SCHEMA_MODELS:
         assert graph.get(dg.AssetKey(["marts", mart])).metadata["reads_aggregation_months"] == "M-11..M"
     selected = {key.to_user_string() for key in defs.resolve_job_def(MONTHLY_JOB).asset_layer.selected_asset_keys}
-    assert {f"marts/{name}" for name in MART_MODELS[:4]} | {"features/clinic_features"} <= selected
+    assert {f"marts/{name}" for name in MARTS_SCHEMA_MODELS} | {"features/clinic_features"} <= selected
+    # the seed is an unpartitioned asset of the job, built by the unpartitioned dbt step before the months
+    assert "marts/segment_actions" in selected
+    assert graph.get(dg.AssetKey(["marts", "segment_actions"])).partitions_def is None
 
 
 # ---------------------------------------------------------------- dbt unit tests
@@ -269,3 +363,38 @@ def test_the_tricky_logic_has_dbt_unit_tests():
     assert set(MART_MODELS) <= tested
     names = {test["name"] for test in unit_tests}
     assert {"client_rfm_quintile_ties_and_window", "product_affinity_minimum_support_and_rank_ties"} <= names
+
+
+# ---------------------------------------------------------------- the dbt docs site
+
+
+def test_feature_store_docs_generates_the_site_with_the_marts_descriptions(store, monkeypatch, capsys):
+    from feature_store_assets.cli.main import main
+
+    for name, value in store.settings.as_env().items():
+        monkeypatch.setenv(name, value)
+    assert main(["docs", "--no-serve"]) == 0
+    folder = Path(capsys.readouterr().out.split("dbt docs generated in ")[1].split(" (")[0])
+    description = load_manifest()["nodes"]["model.feature_store.client_segments"]["description"]
+    catalog = json.loads((folder / "catalog.json").read_text())
+    # the catalog is read from the warehouse: the table's comment is the model's description
+    assert catalog["nodes"]["model.feature_store.client_segments"]["metadata"]["comment"] == description
+    assert "recommended_action" in catalog["nodes"]["model.feature_store.client_segments"]["columns"]
+    assert (folder / "index.html").is_file()
+    assert json.dumps(description)[1:-1] in (folder / "static_index.html").read_text()
+
+
+def test_feature_store_docs_serves_the_site(store):
+    env = {**os.environ, **store.settings.as_env()}
+    command = [str(Path(sys.executable).parent / "feature-store"), "docs", "--port", "0"]
+    server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        lines = iter(server.stdout.readline, "")
+        url = next(line for line in lines if line.startswith("serving the dbt docs on ")).split()[5]
+        with urllib.request.urlopen(url + "catalog.json", timeout=30) as response:
+            assert "model.feature_store.client_segments" in json.loads(response.read())["nodes"]
+        with urllib.request.urlopen(url, timeout=30) as response:
+            assert response.status == 200 and "dbt" in response.read().decode().lower()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

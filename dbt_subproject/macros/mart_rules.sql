@@ -68,3 +68,12 @@
     {{ relation_alias }}.activity_month >= {{ date_literal(window_history_start(lookback)) }}
         and {{ relation_alias }}.activity_month < {{ date_literal(var('max_date')) }}
 {%- endmacro %}
+
+{# The group of an in-clinic category (docs/marts.md): a service done in the clinic, a product taken home, or other. #}
+{% macro category_group(category) -%}
+    case
+        when {{ category }} in ('vaccines', 'diagnostics', 'dental', 'surgery') then 'service'
+        when {{ category }} in ('pharmacy', 'parasiticides', 'food') then 'product'
+        else 'other'
+    end
+{%- endmacro %}

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from feature_store_assets.cli.docs import add_docs_command
 from feature_store_assets.cli.progress import RunProgress, captured_output, run_header
 from feature_store_assets.cli.serving import add_serving_commands
 from feature_store_assets.cli.store import add_store_commands
@@ -425,6 +426,7 @@ def parser() -> argparse.ArgumentParser:
     demo.set_defaults(run=cmd_demo)
     add_serving_commands(commands)
     add_store_commands(commands)
+    add_docs_command(commands)
     add_ui_command(commands)
     return root
 

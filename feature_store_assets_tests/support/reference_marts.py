@@ -16,6 +16,7 @@ import math
 from bisect import bisect_left, bisect_right
 from collections import Counter, defaultdict
 from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 from itertools import permutations
 from pathlib import Path
@@ -28,6 +29,7 @@ from feature_store_assets.core.paths import DBT_PROJECT_DIR
 from feature_store_assets_tests.support.reference_features import CATEGORIES, percent_rank
 
 DBT_PROJECT_YML = DBT_PROJECT_DIR / "dbt_project.yml"
+SEGMENT_ACTIONS_CSV = DBT_PROJECT_DIR / "seeds" / "segment_actions.csv"
 ALL_CATEGORIES = (*CATEGORIES, "other")
 
 
@@ -39,6 +41,16 @@ class Thresholds:
     high_value: float
     medium_value: float
     min_support: float
+    recommendations_per_category: int
+    strong_lift: float
+    strong_confidence: float
+    moderate_lift: float
+    moderate_confidence: float
+    high_evidence_visits: int
+    medium_evidence_visits: int
+    healthy_retention_rate: float
+    unhealthy_retention_rate: float
+    unhealthy_churn_rate: float
 
     @classmethod
     def from_dbt_project(cls, path: Path = DBT_PROJECT_YML) -> Thresholds:
@@ -51,6 +63,16 @@ class Thresholds:
             high_value=float(var["high_value_annual_threshold"]),
             medium_value=float(var["medium_value_annual_threshold"]),
             min_support=float(var["affinity_min_support"]),
+            recommendations_per_category=int(var["recommendations_per_category"]),
+            strong_lift=float(var["recommendation_strong_lift"]),
+            strong_confidence=float(var["recommendation_strong_confidence"]),
+            moderate_lift=float(var["recommendation_moderate_lift"]),
+            moderate_confidence=float(var["recommendation_moderate_confidence"]),
+            high_evidence_visits=int(var["recommendation_high_evidence_visits"]),
+            medium_evidence_visits=int(var["recommendation_medium_evidence_visits"]),
+            healthy_retention_rate=float(var["cohort_healthy_retention_rate"]),
+            unhealthy_retention_rate=float(var["cohort_unhealthy_retention_rate"]),
+            unhealthy_churn_rate=float(var["cohort_unhealthy_churn_rate"]),
         )
 
 
@@ -255,6 +277,30 @@ def client_value(up: Upstream, month: dt.date, start: dt.date, t: Thresholds) ->
                 else "low"
                 if annual > 0
                 else "none",
+                "client_status": status(_optional_int(c.days_since_last_purchase), t),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def client_segments(up: Upstream, month: dt.date, start: dt.date, t: Thresholds) -> pd.DataFrame:
+    """The oracle's RFM rows with the oracle's value tier and the action of the seed CSV, read as a file."""
+    actions = pd.read_csv(SEGMENT_ACTIONS_CSV).set_index("segment")
+    value = client_value(up, month, start, t).set_index("client_id")
+    rows = []
+    for r in client_rfm(up, month, start, t).itertuples():
+        action = actions.loc[r.segment] if r.segment in actions.index else None
+        rows.append(
+            {
+                "client_id": r.client_id,
+                "snapshot_month": month,
+                "clinic_id": r.clinic_id,
+                "segment": r.segment,
+                "status": r.status,
+                "value_tier": value.loc[r.client_id, "value_tier"],
+                "estimated_annual_value": value.loc[r.client_id, "estimated_annual_value"],
+                "recommended_action": None if action is None else action["recommended_action"],
+                "action_priority": None if action is None else int(action["priority"]),
             }
         )
     return pd.DataFrame(rows)
@@ -308,6 +354,67 @@ def client_cohorts(up: Upstream, month: dt.date, start: dt.date) -> pd.DataFrame
     )
 
 
+def cohort_health(up: Upstream, month: dt.date, start: dt.date, t: Thresholds) -> pd.DataFrame:
+    """From the filter layer's events and clients.created_at, over all clinics; churned is the status rule."""
+    lines, hd = up.inclinic_lines, up.hd_orders
+    lines = lines[(lines["event_month"] >= start) & (lines["event_month"] <= month)]
+    hd = hd[(hd["event_month"] >= start) & (hd["event_month"] <= month)]
+    purchases = pd.concat(
+        [lines.loc[lines["revenue"] > 0, ["client_id", "event_month"]], hd[["client_id", "event_month"]]]
+    )
+    first_purchase = purchases.groupby("client_id")["event_month"].min().to_dict()
+    purchased = set(zip(purchases["client_id"], purchases["event_month"]))
+    revenue: dict[int, dict[dt.date, int]] = defaultdict(lambda: defaultdict(int))
+    for frame in (lines, hd):
+        for client_id, event_month, cents in zip(frame["client_id"], frame["event_month"], frame["revenue"]):
+            revenue[client_id][event_month] += int(cents)
+    created = dict(zip(up.integrated_clients["client_id"], up.integrated_clients["created_at"]))
+
+    cells: dict[tuple[str, dt.date], Counter] = defaultdict(Counter)
+    for c in up.features_of(month).itertuples():
+        cohorts = {"signup": max(pd.Timestamp(created[c.client_id]).date().replace(day=1), start)}
+        if c.client_id in first_purchase:
+            cohorts["first_purchase"] = first_purchase[c.client_id]
+        for cohort_type, cohort in cohorts.items():
+            cell = cells[(cohort_type, cohort)]
+            cell["clients"] += 1
+            cell["active"] += (c.client_id, month) in purchased
+            cell["churned"] += status(_optional_int(c.days_since_last_purchase), t) == "churned"
+            cell["revenue"] += revenue[c.client_id].get(month, 0)
+            cell["cumulative"] += sum(v for m, v in revenue[c.client_id].items() if cohort <= m <= month)
+
+    def health(since: int, retention: float, churn: float) -> str:
+        if since == 0:
+            return "new"
+        if churn >= t.unhealthy_churn_rate or retention < t.unhealthy_retention_rate:
+            return "unhealthy"
+        return "healthy" if retention >= t.healthy_retention_rate else "watch"
+
+    rows = []
+    for (cohort_type, cohort), cell in sorted(cells.items()):
+        retention, churn = cell["active"] / cell["clients"], cell["churned"] / cell["clients"]
+        rows.append(
+            {
+                "cohort_type": cohort_type,
+                "cohort_month": cohort,
+                "snapshot_month": month,
+                "months_since_start": months_between(cohort, month),
+                "is_start_cohort": cohort == start,
+                "cohort_clients": cell["clients"],
+                "active_clients": cell["active"],
+                "churned_clients": cell["churned"],
+                "retention_rate": retention,
+                "churn_rate": churn,
+                "revenue": _money(cell["revenue"]),
+                "revenue_per_client": float(Fraction(cell["revenue"], cell["clients"] * 100)),
+                "cumulative_revenue": _money(cell["cumulative"]),
+                "cumulative_revenue_per_client": float(Fraction(cell["cumulative"], cell["clients"] * 100)),
+                "health_class": health(months_between(cohort, month), retention, churn),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
 def product_affinity(up: Upstream, month: dt.date, start: dt.date, t: Thresholds) -> pd.DataFrame:
     first, last = window(month, t.lookback_months, start)
     lines = up.inclinic_lines
@@ -350,6 +457,63 @@ def product_affinity(up: Upstream, month: dt.date, start: dt.date, t: Thresholds
             rule["recommendation_rank"] = rank
             del rule["_order"]
     return pd.DataFrame(rules)
+
+
+SERVICES = {"vaccines", "diagnostics", "dental", "surgery"}
+PRODUCTS = {"pharmacy", "parasiticides", "food"}
+
+
+def category_group(category: str) -> str:
+    return "service" if category in SERVICES else "product" if category in PRODUCTS else "other"
+
+
+def half_up(value: float) -> int:
+    """A float rounded half away from zero (positive here), decided on its exact binary value."""
+    return int(Decimal(value).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def product_recommendations(up: Upstream, month: dt.date, start: dt.date, t: Thresholds) -> pd.DataFrame:
+    """From the oracle's own association rules: lift > 1, the top n of each source by lift, confidence, name."""
+    rules = product_affinity(up, month, start, t)
+    confidence_of = {(r.antecedent_category, r.consequent_category): r.confidence for r in rules.itertuples()}
+    rows = []
+    for source, group in rules[rules["lift"] > 1].groupby("antecedent_category"):
+        ordered = sorted(group.itertuples(), key=lambda r: (-r.lift, -r.confidence, r.consequent_category))
+        for rank, r in enumerate(ordered[: t.recommendations_per_category], start=1):
+            tenths = half_up(r.lift * 10)
+            strength = (
+                "strong"
+                if r.lift >= t.strong_lift and r.confidence >= t.strong_confidence
+                else "moderate"
+                if r.lift >= t.moderate_lift and r.confidence >= t.moderate_confidence
+                else "weak"
+            )
+            rows.append(
+                {
+                    "snapshot_month": month,
+                    "lookback_months": t.lookback_months,
+                    "source_category": source,
+                    "recommended_category": r.consequent_category,
+                    "recommendation_rank": rank,
+                    "source_category_group": category_group(source),
+                    "recommended_category_group": category_group(r.consequent_category),
+                    "cross_category": category_group(source) != category_group(r.consequent_category),
+                    "pair_visits": r.pair_visits,
+                    "support": r.support,
+                    "confidence": r.confidence,
+                    "reverse_confidence": confidence_of[(r.consequent_category, source)],
+                    "lift": r.lift,
+                    "strength": strength,
+                    "confidence_level": "high"
+                    if r.pair_visits >= t.high_evidence_visits
+                    else "medium"
+                    if r.pair_visits >= t.medium_evidence_visits
+                    else "low",
+                    "message": f"Buyers of {source}: suggest {r.consequent_category} (bought on "
+                    f"{half_up(r.confidence * 100)}% of their visits, {tenths // 10}.{tenths % 10}x as often as by chance)",
+                }
+            )
+    return pd.DataFrame(rows)
 
 
 def clinic_features(up: Upstream, month: dt.date, start: dt.date, t: Thresholds) -> pd.DataFrame:

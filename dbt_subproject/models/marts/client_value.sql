@@ -1,4 +1,4 @@
--- What each eligible client is worth: revenue, orders and average order value in the lookback window, an annual run rate and a value tier (docs/marts.md).
+-- What each eligible client is worth: revenue, orders and average order value in the lookback window, an annual run rate, a value tier and the client's status (docs/marts.md).
 {%- set lookback = marts_lookback_months() %}
 
 with feature_months as (
@@ -10,6 +10,7 @@ clients as (
         client_id,
         feature_month,
         clinic_id,
+        days_since_last_purchase,
         -- created_at's month, back from E by the tenure
         {{ month_of(subtract_days(add_months('feature_month', 1), 'tenure_days')) }} as created_month
     from {{ ref('client_features') }}
@@ -25,6 +26,7 @@ client_months as (
         clients.client_id,
         clients.feature_month,
         clients.clinic_id,
+        clients.days_since_last_purchase,
         -- the months of the window the client could buy in: not before its creation, the window or the pipeline's history
         {{ months_between(
             'greatest(clients.created_month, ' ~ add_months('clients.feature_month', 1 - lookback) ~ ', ' ~ date_literal(start_month()) ~ ')',
@@ -67,5 +69,7 @@ select
         when estimated_annual_value >= {{ var('medium_value_annual_threshold') }} then 'medium'
         when estimated_annual_value > 0 then 'low'
         else 'none'
-    end as value_tier
+    end as value_tier,
+    -- the same rule and thresholds as client_rfm's status
+    {{ client_status('days_since_last_purchase') }} as client_status
 from valued

@@ -30,6 +30,8 @@ MONTHLY_SELECTOR = "tag:monthly"
 LANDING_ZONE_SOURCE = "landing_zone"
 # The layers (dbt folders, Dagster groups) from the landing zone's side to the analysts'.
 LAYERS = ("filter", "aggregation", "features", "marts")
+# The dbt resources that are tables in the warehouse: the models and the seeds (small CSV tables, not monthly).
+TABLE_RESOURCE_TYPES = ("model", "seed")
 # Layers whose month M reads the aggregation months M-11..M (the history guard; LayerTranslator's metadata).
 WINDOWED_LAYERS = ("features", "marts")
 
@@ -81,7 +83,7 @@ class LayerTranslator(DagsterDbtTranslator):
         super().__init__(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
-        if dbt_resource_props["resource_type"] == "model":
+        if dbt_resource_props["resource_type"] in TABLE_RESOURCE_TYPES:
             return dg.AssetKey([dbt_resource_props["schema"], dbt_resource_props["name"]])
         return super().get_asset_key(dbt_resource_props)
 
@@ -151,13 +153,14 @@ def relation_of(node: Mapping[str, Any]) -> str:
 
 
 def model_columns(manifest: Mapping[str, Any]) -> dict[tuple[str, str], dict[str, str]]:
-    """(schema, table) -> {column: description} of every dbt model, from its .yml (the one source of descriptions)."""
+    """(schema, table) -> {column: description} of every dbt model and seed, from its .yml (the one source of
+    descriptions)."""
     return {
         (node["schema"], node["name"]): {
             name: column.get("description", "") for name, column in node["columns"].items()
         }
         for node in manifest["nodes"].values()
-        if node["resource_type"] == "model"
+        if node["resource_type"] in TABLE_RESOURCE_TYPES
     }
 
 

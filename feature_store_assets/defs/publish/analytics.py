@@ -29,7 +29,7 @@ from feature_store_assets.core.months import describe_months
 from feature_store_assets.core.names import LEDGER
 from feature_store_assets.core.resources import WAREHOUSE_POOL, DuckDBFile, FeatureStoreResource
 from feature_store_assets.core.settings import Settings
-from feature_store_assets.defs.dbt.project import load_manifest, monthly_models_by_name
+from feature_store_assets.defs.dbt.project import TABLE_RESOURCE_TYPES, load_manifest, monthly_models_by_name
 from feature_store_assets.defs.publish.online import push_to_online_store
 from feature_store_assets.store import PUBLISHED_SCHEMAS, StoreVersion, current_version, publish
 from feature_store_assets.store.analytics_file import STAGING_SUFFIX
@@ -67,11 +67,11 @@ def monthly_tables(manifest: Mapping) -> dict[tuple[str, str], tuple[str, str]]:
 
 
 def table_descriptions(manifest: Mapping) -> dict[tuple[str, str], str]:
-    """(schema, table) -> the dbt model's description (the published table's comment), and the ledger's."""
+    """(schema, table) -> the dbt model's or seed's description (the published table's comment), and the ledger's."""
     found = {
         (node["schema"], node["name"]): node["description"].strip()
         for node in manifest["nodes"].values()
-        if node["resource_type"] == "model" and node.get("description", "").strip()
+        if node["resource_type"] in TABLE_RESOURCE_TYPES and node.get("description", "").strip()
     }
     return {**found, tuple(LEDGER.split(".")): LEDGER_DESCRIPTION}
 
@@ -152,12 +152,13 @@ def held_back_report(states: Mapping[date, object]) -> str:
 
 
 def published_models(manifest: Mapping) -> list[dg.AssetKey]:
-    """The dbt models whose tables the analytics file holds (every model in a published schema), as asset keys."""
+    """The dbt models and seeds whose tables the analytics file holds (every one in a published schema), as asset
+    keys."""
     return sorted(
         (
             dg.AssetKey([node["schema"], node["name"]])
             for node in manifest["nodes"].values()
-            if node["resource_type"] == "model" and node["schema"] in PUBLISHED_SCHEMAS
+            if node["resource_type"] in TABLE_RESOURCE_TYPES and node["schema"] in PUBLISHED_SCHEMAS
         ),
         key=lambda key: key.path,
     )
@@ -166,7 +167,7 @@ def published_models(manifest: Mapping) -> list[dg.AssetKey]:
 @dg.asset(
     key=["publish", "analytics_database"],
     group_name="publish",
-    # every dbt model of the published schemas (from the manifest), and the Python assets that write them
+    # every dbt model and seed of the published schemas (from the manifest), and the Python assets that write them
     deps=[
         *published_models(load_manifest()),
         dg.AssetKey(["features", "feature_catalog"]),
