@@ -115,6 +115,7 @@ def test_a_tiny_zone_with_empty_months_publishes(tmp_path):
         "filtered/web_sessions",
         "aggregation/client_monthly_web_engagement",
         "marts/product_affinity",
+        "marts/product_recommendations",
     }, outcome.stderr
 
 

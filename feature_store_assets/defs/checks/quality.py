@@ -476,8 +476,10 @@ def check_specs(models: list[ModelQuality]) -> list[dg.AssetCheckSpec]:
                 (
                     "row_count",
                     model.quality.get("row_count_check", True),
-                    "Rows of each run month. No rows: ERROR. Against the trailing months' median: WARN on a drop below half or "
-                    "growth above 3x, once 3 earlier months with a median of at least 500 rows are known (docs/quality.md).",
+                    "Rows of each run month. No rows: "
+                    + ("WARN (an empty month is valid here)" if model.quality.get("allow_empty_month") else "ERROR")
+                    + ". Against the trailing months' median: WARN on a drop below half or growth above 3x, once 3 "
+                    "earlier months with a median of at least 500 rows are known (docs/quality.md).",
                 ),
                 ("null_rates", True, "ERROR when a column's null rate breaks its threshold from the dbt .yml."),
                 (
