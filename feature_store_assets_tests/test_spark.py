@@ -27,6 +27,9 @@ MONTHS = [date(2023, 1, 1), date(2023, 2, 1), date(2023, 3, 1)]
 COMPARED = {
     "features.client_features": ["client_id", "feature_month"],
     "marts.product_affinity": ["snapshot_month", "antecedent_category", "consequent_category"],
+    "marts.product_recommendations": ["snapshot_month", "source_category", "recommended_category"],
+    "marts.client_segments": ["client_id", "snapshot_month"],
+    "marts.cohort_health": ["cohort_type", "cohort_month", "snapshot_month"],
     "aggregation.client_monthly_financials": ["client_id", "activity_month"],
     "quality.rejected_rows": None,  # no key: every column, sorted
 }
