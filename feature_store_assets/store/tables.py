@@ -46,6 +46,11 @@ def _delta_schema(con: duckdb.DuckDBPyConnection, query: str, columns: list[Colu
     )
 
 
+# LZ4 (Parquet's LZ4_RAW): as small as Snappy at production shape, and DuckDB scans it 20% faster (training retrieval
+# reads every feature column of every snapshot); Spark 3.3+, pyarrow, Polars, delta-rs and DuckDB read it.
+PARQUET_COMPRESSION = "lz4"
+
+
 def _write_parquet(
     con: duckdb.DuckDBPyConnection, query: str, folder: Path, month_column: str | None
 ) -> list[AddAction]:
@@ -54,14 +59,17 @@ def _write_parquet(
     name so no file of an earlier version is touched; their Delta add actions.
 
     DuckDB writes them (in parallel, from the warehouse, with no Arrow copy): its files are 18% smaller than
-    delta-rs's at production shape and DuckDB scans them 25% faster (docs/published-store.md)."""
+    delta-rs's at production shape and DuckDB scans them 25% faster, and LZ4 instead of Snappy is another 20%
+    faster to scan (docs/published-store.md)."""
     if month_column:
         target = sql_string(str(folder))
         options = f"partition_by ({quote(month_column)}), filename_pattern 'part-{{uuid}}', append true"
     else:
         target = sql_string(str(folder / f"part-{uuid.uuid4()}.parquet"))
         options = "per_thread_output false"
-    written = con.execute(f"copy ({query}) to {target} (format parquet, {options}, return_stats true)").fetchall()
+    written = con.execute(
+        f"copy ({query}) to {target} (format parquet, compression {PARQUET_COMPRESSION}, {options}, return_stats true)"
+    ).fetchall()
     now = int(time.time() * 1000)
     actions = []
     for path, rows, size, _footer, _column_stats, partitions, *_ in written:
