@@ -40,7 +40,7 @@ models:
   data_tests:
   - unique_combination_of_columns:
       config:
-        where: "activity_month >= cast('{{{{ var('min_date') }}}}' as date) and activity_month < cast('{{{{ var('max_date') }}}}' as date)"
+        where: "activity_month >= __run_min_date__ and activity_month < __run_max_date__"
       arguments:
         combination_of_columns: [client_id, activity_month]
   columns:

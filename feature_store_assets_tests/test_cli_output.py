@@ -23,7 +23,6 @@ import pytest
 from feature_store_assets.cli.main import check_reason, describe_error, step_labels
 from feature_store_assets.cli.progress import (
     RunProgress,
-    build_months,
     format_duration,
     parse_dbt_line,
     progress_bar,
@@ -31,6 +30,7 @@ from feature_store_assets.cli.progress import (
     remaining_seconds,
     step_details,
 )
+from feature_store_assets.core.months import month_build_message, month_build_months
 from feature_store_assets.core.settings import ConfigurationError, Settings
 from feature_store_assets.operations.logs import dbt_error_summary, prune_run_logs, run_log_dir
 from feature_store_assets.warehouse.ledger import FAILED, month_states
@@ -40,7 +40,7 @@ MONTHS = [date(2023, m, 1) for m in (2, 3, 4)]
 # A DagsterDbtCliRuntimeError's message as dagster-dbt writes it (a real one, the --select list shortened).
 DBT_ERROR = """The dbt CLI process with command
 
-`/venv/bin/feature-store-dbt build --exclude-resource-type unit_test --vars {"min_date": "2023-01-01", "max_date": "2023-02-01"} --select feature_store.filter.events.hd_orders feature_store.filter.events.web_sessions`
+`/venv/bin/feature-store-dbt build --exclude-resource-type unit_test --select feature_store.filter.events.hd_orders feature_store.filter.events.web_sessions`
 
 failed with exit code `1`. Check the stdout in the Dagster compute logs for the full information about the error.
 
@@ -82,9 +82,12 @@ def test_dbt_lines_and_build_months_are_read():
     assert error.status == "ERROR" and error.what == "creating sql incremental model filtered.web_sessions"
     assert parse_dbt_line("3 of 128 START test not_null_x ..... [RUN]").status == "START"
     assert parse_dbt_line("Found 19 models, 118 data tests") is None
-    message = 'Running dbt command: `dbt build --vars {"min_date": "2023-02-01", "max_date": "2023-05-01"} --select x`.'
-    assert build_months(message) == MONTHS
-    assert build_months("Running dbt command: `dbt build`") is None
+    message = month_build_message(MONTHS[0], MONTHS[-1])
+    assert message == (
+        "dbt build of 2023-02..2023-04: FEATURE_STORE_RUN_MIN_DATE=2023-02-01 FEATURE_STORE_RUN_MAX_DATE=2023-05-01"
+    )
+    assert month_build_months(message) == MONTHS
+    assert month_build_months("Running dbt command: `dbt build`") is None
 
 
 def test_step_lines_say_what_a_step_did():
@@ -108,13 +111,8 @@ def test_step_lines_say_what_a_step_did():
 
 def dbt_build(progress: RunProgress, months: list[date], nodes: int, clock: list[float]) -> None:
     """dbt's lines of one build of `months`, as dagster-dbt echoes them, one second a node."""
-    progress.on_event(
-        LogEntry(
-            20,
-            f'Running dbt command: `dbt build --vars {{"min_date": "{months[0]}", '
-            f'"max_date": "{date(months[-1].year, months[-1].month + 1, 1)}"}}`',
-        )
-    )
+    progress.on_event(LogEntry(20, month_build_message(months[0], months[-1])))  # the monthly step's line
+    progress.on_event(LogEntry(20, "Running dbt command: `dbt build --exclude-resource-type unit_test --select x`."))
     progress.on_dbt_line("Running with dbt=1.11.16")
     for node in range(1, nodes + 1):
         clock[0] += 1

@@ -25,7 +25,7 @@ import pandas as pd
 import pytest
 
 from feature_store_assets.core.settings import SAMPLE_ZIP_INCOME
-from feature_store_assets.defs.dbt.project import load_manifest
+from feature_store_assets.defs.dbt.project import LAYERS, layer_of, load_manifest
 from feature_store_assets.generator import generate_landing_zone
 from feature_store_assets_tests.conftest import SMALL_ZONE, FeatureStore, configure
 from feature_store_assets_tests.support import reference_marts as reference
@@ -351,6 +351,18 @@ def test_marts_say_their_lookback_window_and_run_in_the_monthly_job():
     # the seed is an unpartitioned asset of the job, built by the unpartitioned dbt step before the months
     assert "marts/segment_actions" in selected
     assert graph.get(dg.AssetKey(["marts", "segment_actions"])).partitions_def is None
+
+
+def test_every_model_carries_its_layer_and_a_subject_as_tags():
+    """`dbt build --select tag:aggregation` (docs/marts.md, Tags): one duplicated `+tags` key in dbt_project.yml
+    once dropped the layer tag of a whole folder; YAML keeps the last of two equal keys without a word."""
+    subjects = {"customer", "product", "cohort", "clinic"}
+    models = [n for n in load_manifest()["nodes"].values() if n["resource_type"] == "model"]
+    assert {layer_of(n) for n in models} == set(LAYERS)
+    for node in models:
+        assert layer_of(node) in node["tags"], (node["name"], node["tags"])
+        if "staging" not in node["tags"]:
+            assert subjects & set(node["tags"]), (node["name"], node["tags"])
 
 
 # ---------------------------------------------------------------- dbt unit tests

@@ -4,7 +4,7 @@ import pytest
 
 from feature_store_assets.core.months import (
     add_months,
-    dbt_vars,
+    dbt_window_env,
     describe_months,
     month_range,
     months_needed_by_features,
@@ -26,8 +26,11 @@ def test_add_months_crosses_years_both_ways():
     assert add_months(date(2024, 3, 1), -11) == date(2023, 4, 1)
 
 
-def test_dbt_vars_end_is_exclusive_first_day_after_the_last_month():
-    assert dbt_vars(date(2024, 1, 1), date(2024, 3, 1)) == {"min_date": "2024-01-01", "max_date": "2024-04-01"}
+def test_dbt_window_end_is_exclusive_first_day_after_the_last_month():
+    assert dbt_window_env(date(2024, 1, 1), date(2024, 3, 1)) == {
+        "FEATURE_STORE_RUN_MIN_DATE": "2024-01-01",
+        "FEATURE_STORE_RUN_MAX_DATE": "2024-04-01",
+    }
 
 
 def test_feature_months_need_twelve_months_but_nothing_before_the_start():

@@ -12,7 +12,7 @@
 {# The first aggregation month a run over [min_date, max_date) reads for windows of `months` months: none before the start month. #}
 {% macro window_history_start(months) -%}
     {#- ISO dates compare as strings. -#}
-    {{ return([shift_month(var('min_date'), 1 - months), start_month()] | max) }}
+    {{ return([shift_month(run_min_date(), 1 - months), start_month()] | max) }}
 {%- endmacro %}
 
 {# A client's status from the days since its last purchase: active, at_risk or churned; null when it never purchased. #}
@@ -66,7 +66,7 @@
 {# Only the months the run's windows read: from window_history_start to the run's last month. #}
 {% macro in_run_windows(relation_alias, lookback) -%}
     {{ relation_alias }}.activity_month >= {{ date_literal(window_history_start(lookback)) }}
-        and {{ relation_alias }}.activity_month < {{ date_literal(var('max_date')) }}
+        and {{ relation_alias }}.activity_month < {{ date_literal(run_max_date()) }}
 {%- endmacro %}
 
 {# The group of an in-clinic category (docs/marts.md): a service done in the clinic, a product taken home, or other. #}

@@ -1,9 +1,46 @@
 {# The run's months ([min_date, max_date) of the vars), computed in Jinja, and what each month-incremental model does with them. #}
 
+{#
+  The run's window. Dagster hands it over in the environment (FEATURE_STORE_RUN_MIN_DATE,
+  FEATURE_STORE_RUN_MAX_DATE), read only while dbt executes: a --vars that changes every
+  run, or an env var read while parsing, would make dbt re-parse the project on each run
+  (seconds per build, docs/performance.md). By hand: `--vars '{min_date: ..., max_date: ...}'`,
+  with those variables unset.
+#}
+{% macro run_min_date() -%}
+    {{ return(run_window_bound('min_date')) }}
+{%- endmacro %}
+{% macro run_max_date() -%}
+    {{ return(run_window_bound('max_date')) }}
+{%- endmacro %}
+{% macro run_window_bound(name) -%}
+    {%- set from_env = env_var('FEATURE_STORE_RUN_' ~ name | upper, '') if execute else '' -%}
+    {{ return(from_env or var(name)) }}
+{%- endmacro %}
+
+{#
+  The `where` config of the tests of a monthly model (dbt's documented override): the
+  placeholders __run_min_date__ and __run_max_date__ become the run's window. A `where` is
+  rendered when dbt parses; the placeholders are filled when the test runs.
+#}
+{% macro get_where_subquery(relation) -%}
+    {%- set where = config.get('where', '') -%}
+    {%- if where -%}
+        {%- set where = where | replace('__run_min_date__', date_literal(run_min_date()))
+            | replace('__run_max_date__', date_literal(run_max_date())) -%}
+        {%- set filtered -%}
+            (select * from {{ relation }} where {{ where }}) dbt_subquery
+        {%- endset -%}
+        {{ return(filtered) }}
+    {%- else -%}
+        {{ return(relation) }}
+    {%- endif -%}
+{%- endmacro %}
+
 {# The feature months of this run: every first-of-month in [min_date, max_date), as ISO strings. #}
 {% macro window_months() -%}
-    {%- set first = modules.datetime.date.fromisoformat(var('min_date')) -%}
-    {%- set stop = modules.datetime.date.fromisoformat(var('max_date')) -%}
+    {%- set first = modules.datetime.date.fromisoformat(run_min_date()) -%}
+    {%- set stop = modules.datetime.date.fromisoformat(run_max_date()) -%}
     {%- set months = [] -%}
     {%- set ns = namespace(month=first.replace(day=1)) -%}
     {%- for _ in range(1200) if ns.month < stop -%}
@@ -36,7 +73,7 @@
 
 {# The run's month window as a predicate on a first-of-month DATE column. #}
 {% macro in_window(month_column) -%}
-    {{ month_column }} >= {{ date_literal(var('min_date')) }} and {{ month_column }} < {{ date_literal(var('max_date')) }}
+    {{ month_column }} >= {{ date_literal(run_min_date()) }} and {{ month_column }} < {{ date_literal(run_max_date()) }}
 {%- endmacro %}
 
 {#

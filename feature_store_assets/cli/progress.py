@@ -15,7 +15,6 @@ to the run's log file instead of the terminal, or to both with --verbose. The fo
 from __future__ import annotations
 
 import io
-import json
 import re
 import sys
 import threading
@@ -27,7 +26,7 @@ from datetime import date
 from pathlib import Path
 from typing import IO, Any
 
-from feature_store_assets.core.months import add_months, describe_months, month_range, parse_month
+from feature_store_assets.core.months import describe_months, month_build_months
 
 BAR_WIDTH = 24
 LABEL_WIDTH = 34
@@ -35,7 +34,6 @@ REDRAW_SECONDS = 0.2
 ESTIMATE_FROM = 0.05  # below 5% done, a time left would be a guess
 # dbt's result lines: `12 of 128 OK created sql incremental model filtered.hd_orders ..... [OK in 0.15s]`
 _DBT_RESULT = re.compile(r"^\s*(\d+) of (\d+) (START|OK|PASS|WARN|ERROR|FAIL|SKIP)\b\s*(.*?)[\s.]*(\[.*\])?\s*$")
-_DBT_VARS = re.compile(r"--vars\s+(\{[^}]*\})")
 SHOWN_DBT_STATUSES = ("ERROR", "FAIL", "WARN")
 
 
@@ -85,19 +83,6 @@ def parse_dbt_line(line: str) -> DbtResult | None:
     if not match:
         return None
     return DbtResult(int(match[1]), int(match[2]), match[3], match[4].strip())
-
-
-def build_months(message: str) -> list[date] | None:
-    """The months of a dbt build, from dagster-dbt's `Running dbt command: ... --vars {...}` (max_date is exclusive)."""
-    match = _DBT_VARS.search(message)
-    if not match:
-        return None
-    try:
-        dbt_vars = json.loads(match[1])
-        first, end = parse_month(dbt_vars["min_date"][:7]), parse_month(dbt_vars["max_date"][:7])
-    except (ValueError, KeyError, TypeError):
-        return None
-    return month_range(first, add_months(end, -1))
 
 
 def step_line(label: str, outcome: str, seconds: float | None, details: str = "") -> str:
@@ -155,6 +140,7 @@ class RunProgress:
         self._dbt_started: float | None = None
         self._months_done = 0
         self._build_months: list[date] = []
+        self._next_build_months: list[date] | None = None  # logged by the monthly step before its dbt build
         self._month_build = True
         self._nodes_done = self._nodes_total = 0
 
@@ -238,11 +224,13 @@ class RunProgress:
         return progress_line(label, self.fraction(), elapsed)
 
     def _on_log_message(self, level: int, message: str) -> None:
-        if message.startswith("Running dbt command"):
-            months = build_months(message)
+        months = month_build_months(message)
+        if months is not None:  # a monthly step's dbt build is next
+            self._next_build_months = months
+        elif message.startswith("Running dbt command"):
             # a build without months (the unpartitioned models before them) is not one of the run's month builds
-            self._month_build = months is not None
-            self._build_months = months or []
+            self._month_build = self._next_build_months is not None
+            self._build_months, self._next_build_months = self._next_build_months or [], None
         elif level >= 30 and not message.startswith(
             "Dependencies for step"
         ):  # WARNING and up; skipped steps get a line

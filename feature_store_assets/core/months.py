@@ -1,4 +1,4 @@
-"""Month arithmetic shared by the partitions, the dbt vars and the dependency guard.
+"""Month arithmetic shared by the partitions, the window of each dbt build and the dependency guard.
 
 Months are `YYYY-MM` strings at the edges (CLI, folders) and `datetime.date`
 first-of-month values inside.
@@ -64,9 +64,32 @@ def folder_month(name: str) -> date | None:
     return parse_month(value)
 
 
-def dbt_vars(first: date, last: date) -> dict[str, str]:
-    """The dbt vars for a run over months first..last: `max_date` is exclusive (E of the last month)."""
-    return {"min_date": first.isoformat(), "max_date": add_months(last, 1).isoformat()}
+# The window of a dbt build, as dbt reads it while it executes (macros/run_months.sql): environment variables rather
+# than --vars, which would make dbt re-parse the whole project at every build (docs/performance.md).
+RUN_WINDOW_ENV = {"min_date": "FEATURE_STORE_RUN_MIN_DATE", "max_date": "FEATURE_STORE_RUN_MAX_DATE"}
+_RUN_WINDOW_LOGGED = re.compile(
+    rf"{RUN_WINDOW_ENV['min_date']}=(\d{{4}}-\d{{2}})-01 {RUN_WINDOW_ENV['max_date']}=(\d{{4}}-\d{{2}})-01"
+)
+
+
+def dbt_window_env(first: date, last: date) -> dict[str, str]:
+    """The window of a dbt build over months first..last: min_date inclusive, max_date exclusive (E of the last month)."""
+    window = {"min_date": first.isoformat(), "max_date": add_months(last, 1).isoformat()}
+    return {RUN_WINDOW_ENV[name]: value for name, value in window.items()}
+
+
+def month_build_message(first: date, last: date) -> str:
+    """What a monthly step logs before each dbt build: its months, and how to run the same build by hand."""
+    env = " ".join(f"{name}={value}" for name, value in dbt_window_env(first, last).items())
+    return f"dbt build of {describe_months(month_range(first, last))}: {env}"
+
+
+def month_build_months(message: str) -> list[date] | None:
+    """The months of a dbt build, from its `month_build_message` (None for any other message)."""
+    match = _RUN_WINDOW_LOGGED.search(message)
+    if not match:
+        return None
+    return month_range(parse_month(match[1]), add_months(parse_month(match[2]), -1))
 
 
 def months_needed_by_features(run_months: Iterable[date], start: date) -> list[date]:

@@ -1,6 +1,6 @@
 -- One row per eligible client per feature month: the client feature store (docs/features.md).
-{%- set min_date = var('min_date') %}
-{%- set max_date = var('max_date') %}
+{%- set min_date = run_min_date() %}
+{%- set max_date = run_max_date() %}
 {#- Aggregates before the start month do not exist for the pipeline; ISO dates compare as strings. #}
 {%- set history_start = [shift_month(min_date, -11), start_month()] | max %}
 {%- set categories = inclinic_categories() + ['other'] %}

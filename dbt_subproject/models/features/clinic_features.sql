@@ -45,7 +45,7 @@ category_revenue_12m as (
         and mix.activity_month >= {{ add_months('client_months.feature_month', -11) }}
         and mix.activity_month <= client_months.feature_month
     where mix.activity_month >= {{ date_literal(history_start) }}
-        and mix.activity_month < {{ date_literal(var('max_date')) }}
+        and mix.activity_month < {{ date_literal(run_max_date()) }}
     group by client_months.feature_month, client_months.clinic_id
 ),
 

@@ -17,7 +17,7 @@ financials as (
         case when last_purchase_date is not null then 1 else 0 end as purchased
     from {{ ref('client_monthly_financials') }}
     where activity_month >= {{ date_literal(start_month()) }}
-        and activity_month < {{ date_literal(var('max_date')) }}
+        and activity_month < {{ date_literal(run_max_date()) }}
 ),
 
 first_purchases as (

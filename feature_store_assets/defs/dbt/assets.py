@@ -1,10 +1,8 @@
 """The dbt models as Dagster assets: the monthly step that validates, builds and records the run's months, and
 before it the unpartitioned models every run rebuilds whole (integrated_clients: not monthly, so not partitioned)."""
 
-import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import dagster as dg
@@ -14,17 +12,18 @@ from dagster_dbt import DbtCliResource, dbt_assets
 from feature_store_assets.core.months import (
     add_months,
     build_chunks,
-    dbt_vars,
+    dbt_window_env,
     describe_months,
+    month_build_message,
     month_range,
     parse_month,
 )
 from feature_store_assets.core.resources import WAREHOUSE_POOL, FeatureStoreResource
 from feature_store_assets.defs.checks.acceptance import contiguous_runs, months_not_buildable
 from feature_store_assets.defs.dbt.check_names import with_readable_test_names
+from feature_store_assets.defs.dbt.invocation import environment, keep_parse, new_target
 from feature_store_assets.defs.dbt.planning import (
     KEPT_MARKER,
-    RUN_TARGET_PREFIX,
     MergedDbtEvents,
     MonthsNotBuilt,
     clean_dbt_targets,
@@ -61,11 +60,6 @@ def dbt_log_args(dbt_log: Path) -> list[str]:
     return ["--log-path", str(dbt_log.parent), "--log-format-file", "text", "--no-use-colors"]
 
 
-def new_target(target_root: Path) -> Path:
-    """A dbt invocation's own target folder, removed afterwards unless the build failed (dbt's error names its log)."""
-    return Path(tempfile.mkdtemp(dir=target_root, prefix=f"{RUN_TARGET_PREFIX}{os.getpid()}-"))
-
-
 def build_dbt_assets(partitions_def: dg.TimeWindowPartitionsDefinition) -> list[dg.AssetsDefinition]:
     manifest = load_manifest()
     translator = LayerTranslator()
@@ -90,7 +84,7 @@ def build_dbt_assets(partitions_def: dg.TimeWindowPartitionsDefinition) -> list[
             raise report.error([])
         os.environ.update(settings.as_env())  # dbt runs in its project folder: the settings as absolute paths
         target_root.mkdir(parents=True, exist_ok=True)
-        target = new_target(target_root)
+        target = new_target(target_root, settings.warehouse)
         dbt_log = dbt_log_path(settings.warehouse, context.run_id)
         try:
             yield from dbt.cli(
@@ -101,6 +95,8 @@ def build_dbt_assets(partitions_def: dg.TimeWindowPartitionsDefinition) -> list[
         except Exception:
             (target / KEPT_MARKER).write_text(f"dbt build of the unpartitioned models, Dagster run {context.run_id}\n")
             raise
+        finally:
+            keep_parse(target, settings.warehouse)
         shutil.rmtree(target, ignore_errors=True)
         if settings.on_spark:  # the DuckDB warehouse reads Spark's tables through views (docs/spark.md)
             mirror_spark_tables(settings.warehouse, settings.spark_dir, model_columns(manifest))
@@ -188,22 +184,16 @@ def build_dbt_assets(partitions_def: dg.TimeWindowPartitionsDefinition) -> list[
             context.run_id,
         )
         for chunk in chunks:
-            target = new_target(target_root)
+            target = new_target(target_root, settings.warehouse)
+            context.log.info(month_build_message(chunk[0], chunk[-1]))
             try:
-                events.add(
-                    dbt.cli(
-                        [
-                            "build",
-                            "--exclude-resource-type",
-                            "unit_test",
-                            "--vars",
-                            json.dumps(dbt_vars(chunk[0], chunk[-1])),
-                            *dbt_log_args(dbt_log),
-                        ],
+                with environment(dbt_window_env(chunk[0], chunk[-1])):  # the months: dbt reads them as it executes
+                    invocation = dbt.cli(
+                        ["build", "--exclude-resource-type", "unit_test", *dbt_log_args(dbt_log)],
                         target_path=target,
                         context=context,
-                    ).stream()
-                )
+                    )
+                events.add(invocation.stream())
             except Exception as error:  # report what dbt did build, then fail the step
                 target.mkdir(parents=True, exist_ok=True)
                 (target / KEPT_MARKER).write_text(
@@ -225,6 +215,8 @@ def build_dbt_assets(partitions_def: dg.TimeWindowPartitionsDefinition) -> list[
                         f"could not record {describe_months(chunk)} as failed in the ledger: {ledger_error}"
                     )
                 break
+            finally:
+                keep_parse(target, settings.warehouse)
             shutil.rmtree(target, ignore_errors=True)
             completed += chunk
         if len(chunks) > 1:
