@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from feature_store_assets.defs.checks.quality import Judgement, models_from_mani
 from feature_store_assets.defs.dbt.project import load_manifest
 from feature_store_assets.defs.landing_zone.validation import landed_rows
 from feature_store_assets.generator import GeneratorOptions, generate_landing_zone
+from feature_store_assets.operations.logs import DBT_LOG_NAME, RUN_LOGS_FOLDER
 from feature_store_assets_tests.conftest import FeatureStore, configure
 from feature_store_assets_tests.test_quality_checks import published_months, rewrite_month_file
 
@@ -87,6 +89,19 @@ def assert_published(outcome: Outcome, runs: int) -> None:
 def test_a_small_valid_zone_publishes_month_by_month(small_zone, tmp_path):
     outcome = materialize(tmp_path, zone_copy(small_zone, tmp_path), [(month, month) for month in MONTHS])
     assert_published(outcome, runs=len(MONTHS))
+    # dbt's logs, a run's two invocations each: only the first invocation on this new warehouse parsed the whole
+    # project (docs/architecture.md, "How a build learns its months"), and each run's tests read its own month
+    logs = sorted(
+        (outcome.store.settings.warehouse.parent / RUN_LOGS_FOLDER).glob(f"*/{DBT_LOG_NAME}"),
+        key=lambda log: log.stat().st_mtime,
+    )
+    texts = [log.read_text() for log in logs]
+    assert len(texts) == len(MONTHS)
+    assert [text.count("Unable to do partial parsing") for text in texts] == [1] + [0] * (len(MONTHS) - 1)
+    assert all(text.count("skipping partial parsing") == 2 for text in texts[1:])
+    for month, text in zip(MONTHS, texts, strict=True):
+        tested = set(re.findall(r"event_month >=\s*cast\('(\d{4}-\d{2})-01' as date\)", text))
+        assert tested == {month}, (month, tested)
 
 
 def test_a_small_valid_zone_publishes_in_one_run(small_zone, tmp_path):

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import duckdb
 
+from feature_store_assets.core.months import RUN_WINDOW_ENV
+
 # Every month table's key, as its dbt tests state it.
 TABLE_KEYS = {
     "features.client_features": ("client_id", "feature_month"),
@@ -94,11 +96,19 @@ def wait_for(condition, timeout: float, interval: float = 0.2, what: str = "cond
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+def environ(pid: int) -> dict[str, str]:
+    try:
+        entries = (Path("/proc") / str(pid) / "environ").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return {}
+    return dict(entry.split("=", 1) for entry in entries if "=" in entry)
+
+
 def dbt_build_child(pid: int) -> int | None:
-    """The monthly `dbt build` process a run started (the one given the run's months as --vars, not the
+    """The monthly `dbt build` process a run started (the one given the run's months in its environment, not the
     unpartitioned models' build before it), if it is running now."""
     for child in child_pids(pid):
-        if "dbt" in cmdline(child) and " build " in cmdline(child) and " --vars " in cmdline(child):
+        if "dbt" in cmdline(child) and " build " in cmdline(child) and RUN_WINDOW_ENV["min_date"] in environ(child):
             return child
     return None
 
