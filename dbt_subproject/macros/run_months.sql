@@ -1,4 +1,4 @@
-{# The run's months ([min_date, max_date) of the vars), computed in Jinja, and what each month-incremental model does with them. #}
+{# The run's months ([min_date, max_date): run_min_date() and run_max_date() below), computed in Jinja, and what each month-incremental model does with them. #}
 
 {#
   The run's window. Dagster hands it over in the environment (FEATURE_STORE_RUN_MIN_DATE,
