@@ -86,7 +86,7 @@ def test_every_setting_is_read_validated_and_handed_on_once(tmp_path):
     defaults = Settings.from_env({}, cwd=tmp_path)
     assert (defaults.log_format, defaults.duckdb_memory_limit, defaults.max_rows_per_dbt_build) == (
         "text",
-        "2GB",
+        "1500MB",
         40_000_000,
     )
     env = {
@@ -154,3 +154,21 @@ def test_the_online_store_is_a_redis_url_kept_secret(tmp_path):
         with pytest.raises(ConfigurationError, match=problem) as raised:
             Settings.from_env({"FEATURE_STORE_ONLINE_STORE": value}, cwd=tmp_path)
         assert "FEATURE_STORE_ONLINE_STORE=" in str(raised.value) and "s3cret" not in str(raised.value)
+
+
+def test_release_freed_memory_hands_back_what_arrow_and_pandas_freed():
+    """Before dbt starts, the step's process returns freed memory to the OS, so it does not sit under dbt's peak."""
+    import psutil
+    import pyarrow as pa
+
+    from feature_store_assets.core.memory import release_freed_memory
+
+    process = psutil.Process()
+    release_freed_memory()
+    before = process.memory_info().rss
+    frame = pa.array([f"client-{i:09d}" for i in range(3_000_000)]).to_pandas()  # like a reference step's frames
+    assert process.memory_info().rss - before > 100 * 2**20
+    del frame
+    held = process.memory_info().rss
+    release_freed_memory()
+    assert held - process.memory_info().rss > 100 * 2**20, "the freed frame stayed resident"

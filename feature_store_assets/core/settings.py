@@ -29,7 +29,7 @@ LOG_FORMATS = ("text", "json")
 # DuckDB's memory limit for the pipeline's connections, dbt's included (dbt_subproject/profiles.yml reads the
 # same variable with the same default). DuckDB spills to disk beyond it; its own default is 80% of the RAM.
 MEMORY_LIMIT_ENV = "FEATURE_STORE_DUCKDB_MEMORY_LIMIT"
-DEFAULT_MEMORY_LIMIT = "2GB"
+DEFAULT_MEMORY_LIMIT = "1500MB"
 
 
 class ConfigurationError(ValueError):

@@ -9,6 +9,7 @@ import dagster as dg
 import duckdb
 from dagster_dbt import DbtCliResource, dbt_assets
 
+from feature_store_assets.core.memory import release_freed_memory
 from feature_store_assets.core.months import (
     add_months,
     build_chunks,
@@ -86,6 +87,7 @@ def build_dbt_assets(partitions_def: dg.TimeWindowPartitionsDefinition) -> list[
         target_root.mkdir(parents=True, exist_ok=True)
         target = new_target(target_root, settings.warehouse)
         dbt_log = dbt_log_path(settings.warehouse, context.run_id)
+        release_freed_memory()  # dbt's peak comes on top of this process's resident memory
         try:
             yield from dbt.cli(
                 ["build", "--exclude-resource-type", "unit_test", *dbt_log_args(dbt_log)],
@@ -183,6 +185,7 @@ def build_dbt_assets(partitions_def: dg.TimeWindowPartitionsDefinition) -> list[
             dict.fromkeys(to_build, f"its dbt build (run {context.run_id}) did not finish: re-run the month"),
             context.run_id,
         )
+        release_freed_memory()  # dbt's peak comes on top of this process's resident memory (the reference steps')
         for chunk in chunks:
             target = new_target(target_root, settings.warehouse)
             context.log.info(month_build_message(chunk[0], chunk[-1]))
