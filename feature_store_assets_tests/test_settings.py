@@ -166,7 +166,7 @@ def test_release_freed_memory_hands_back_what_arrow_and_pandas_freed():
     process = psutil.Process()
     release_freed_memory()
     before = process.memory_info().rss
-    frame = pa.array([f"client-{i:09d}" for i in range(3_000_000)]).to_pandas()  # like a reference step's frames
+    frame = pa.array([f"client-{i:09d}" for i in range(6_000_000)]).to_pandas()  # like a reference step's frames
     assert process.memory_info().rss - before > 100 * 2**20
     del frame
     held = process.memory_info().rss
