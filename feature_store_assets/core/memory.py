@@ -9,24 +9,18 @@ benchmark's full shape (docs/performance.md).
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import gc
+
+import pyarrow
 
 
 def release_freed_memory() -> None:
     """Return to the OS what this process has freed: Python's garbage, Arrow's unused pool, glibc's free arenas.
 
-    Nothing in use is touched. Where an allocator does not offer it (no glibc), that part is skipped.
+    Nothing in use is touched. Without glibc (no `malloc_trim` among the process's symbols) that part is skipped.
     """
     gc.collect()
-    try:
-        import pyarrow
-
-        pyarrow.default_memory_pool().release_unused()
-    except ImportError:  # pragma: no cover - pyarrow comes with pandas 3 here
-        pass
-    libc = ctypes.util.find_library("c")
-    if libc:
-        trim = getattr(ctypes.CDLL(libc), "malloc_trim", None)
-        if trim is not None:
-            trim(0)
+    pyarrow.default_memory_pool().release_unused()
+    trim = getattr(ctypes.CDLL(None), "malloc_trim", None)
+    if trim is not None:
+        trim(0)
