@@ -9,7 +9,6 @@ import dagster as dg
 import duckdb
 import pytest
 
-from feature_store_assets.core.settings import Settings
 from feature_store_assets.defs.checks.acceptance import months_not_buildable
 from feature_store_assets.defs.dbt.planning import (
     KEPT_FAILED_BUILDS,
@@ -60,9 +59,10 @@ def test_merged_events_keep_the_last_output_and_the_first_failed_check():
 
 
 @pytest.fixture
-def warehouse_settings(tmp_path):
-    settings = Settings.from_env({"FEATURE_STORE_WAREHOUSE": str(tmp_path / "warehouse.duckdb")}, cwd=tmp_path)
-    with duckdb.connect(str(settings.warehouse)) as con:
+def warehouse(tmp_path):
+    """A read-only connection to a warehouse holding rejected rows and a staging table, as the step counts them."""
+    path = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(path)) as con:
         con.execute("create schema quality; create schema filtered")
         con.execute("create table quality.rejected_rows (table_name varchar, event_month date, reason varchar)")
         con.execute(
@@ -75,10 +75,11 @@ def warehouse_settings(tmp_path):
         con.execute(
             "create table filtered.stg_inclinic_transactions as select ?::date as event_month from range(4)", [FEB]
         )
-    return settings
+    with duckdb.connect(str(path), read_only=True) as con:
+        yield con
 
 
-def test_row_metadata_counts_rows_in_out_and_rejected_per_month(warehouse_settings):
+def test_row_metadata_counts_rows_in_out_and_rejected_per_month(warehouse):
     months = [JAN, FEB]
     built = {
         "inclinic_transactions": {JAN: 8, FEB: 9},
@@ -90,7 +91,7 @@ def test_row_metadata_counts_rows_in_out_and_rejected_per_month(warehouse_settin
         "transactions": {JAN: 2, FEB: 1},
         "web_sessions": {JAN: 1, FEB: 4},
     }
-    metadata = materialization_row_metadata(warehouse_settings, load_manifest(), built, months, landed)
+    metadata = materialization_row_metadata(warehouse, load_manifest(), built, months, landed)
 
     inclinic = metadata["inclinic_transactions"].by_month
     assert inclinic[JAN] == {"rows_out": 8, "rows_in": 10, "dagster/row_count": 8, "rows_rejected": 2}
@@ -111,9 +112,9 @@ def test_row_metadata_counts_rows_in_out_and_rejected_per_month(warehouse_settin
     assert "hd_orders" not in metadata  # not built by this run
 
 
-def test_row_metadata_counts_no_rejected_rows_when_the_rejected_model_was_not_built(warehouse_settings):
+def test_row_metadata_counts_no_rejected_rows_when_the_rejected_model_was_not_built(warehouse):
     metadata = materialization_row_metadata(
-        warehouse_settings, load_manifest(), {"hd_orders": {JAN: 2}}, [JAN], {"transactions": {JAN: 3}}
+        warehouse, load_manifest(), {"hd_orders": {JAN: 2}}, [JAN], {"transactions": {JAN: 3}}
     )
     assert metadata["hd_orders"].by_month[JAN] == {
         "rows_out": 2,

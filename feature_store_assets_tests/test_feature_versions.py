@@ -15,6 +15,8 @@ import duckdb
 import pytest
 
 from feature_store_assets.core.paths import PACKAGE_DIR
+from feature_store_assets.defs.catalog import definitions
+from feature_store_assets.defs.catalog.assets import kept_lineages
 from feature_store_assets.defs.catalog.definitions import (
     VERSIONS_TABLE,
     column_expressions,
@@ -104,6 +106,36 @@ def test_an_sql_change_changes_the_versions_of_the_features_computed_from_it(man
     node = view_node(edited, "client_features")
     node["raw_code"] = node["raw_code"].replace("ranked as (", "ranked as ( -- a note", 1)
     assert changed(hashes, definition_hashes(edited)) == set()
+
+
+def test_a_kept_lineage_gives_the_same_versions_and_an_sql_change_is_traced_anew(
+    manifest, hashes, tmp_path, monkeypatch
+):
+    cache = tmp_path / ".dbt" / "warehouse.duckdb.feature_lineage.json"
+    assert definition_hashes(manifest, kept_lineages(manifest, cache)) == hashes  # traced, then written
+    written = json.loads(cache.read_text())
+    assert len(written) == len(feature_views(manifest))
+
+    def not_traced(sql, columns):
+        raise AssertionError("traced again, though kept")
+
+    monkeypatch.setattr(definitions, "column_expressions", not_traced)
+    assert definition_hashes(manifest, kept_lineages(manifest, cache)) == hashes  # read back: the same versions
+    # an SQL change is a new key: that view is traced again (and only it), and the file holds this run's lineages
+    monkeypatch.undo()
+    edited = copy.deepcopy(manifest)
+    node = view_node(edited, "client_features")
+    node["raw_code"] = node["raw_code"].replace("ranked as (", "ranked as ( -- a note", 1)
+    traced = []
+    monkeypatch.setattr(definitions, "column_expressions", lambda sql, columns: traced.append(columns) or {})
+    with pytest.raises(KeyError):  # the stand-in traced nothing: proof the edited view was traced, not read
+        definition_hashes(edited, kept_lineages(edited, cache))
+    assert len(traced) == 1 and "tenure_days" in traced[0] and "clients_active" not in traced[0]  # client view only
+    assert set(json.loads(cache.read_text())) != set(written)
+    # an unreadable cache is traced again, never an error
+    monkeypatch.undo()
+    cache.write_text("{not json")
+    assert definition_hashes(manifest, kept_lineages(manifest, cache)) == hashes
 
 
 def test_an_edited_yml_in_a_copy_of_the_project_changes_that_features_version_only(tmp_path, hashes):

@@ -69,35 +69,31 @@ def table_exists(con: duckdb.DuckDBPyConnection, relation: str) -> bool:
     return bool(found[0][0])
 
 
-def rows_per_month(path: Path, relation: str, month_column: str, months: Iterable[date]) -> dict[date, int]:
+def rows_per_month(
+    con: duckdb.DuckDBPyConnection, relation: str, month_column: str, months: Iterable[date]
+) -> dict[date, int]:
     """Row count of each month of a table (0 for months with no rows, and for a table not created yet:
     dbt failed before it, or dbt on Spark wrote no file for it)."""
     months = list(months)
-    if not path.exists():
+    if not table_exists(con, relation):
         return dict.fromkeys(months, 0)
-    with connect(path, read_only=True) as con:
-        if not table_exists(con, relation):
-            return dict.fromkeys(months, 0)
-        found = dict(
-            con.execute(
-                f"select {month_column}, count(*) from {relation} where list_contains(?, {month_column}) group by 1",
-                [months],
-            ).fetchall()
-        )
+    found = dict(
+        con.execute(
+            f"select {month_column}, count(*) from {relation} where list_contains(?, {month_column}) group by 1",
+            [months],
+        ).fetchall()
+    )
     return {month: int(found.get(month, 0)) for month in months}
 
 
-def rejected_rows_by_table(path: Path, relation: str, months: Iterable[date]) -> dict[str, int]:
+def rejected_rows_by_table(con: duckdb.DuckDBPyConnection, relation: str, months: Iterable[date]) -> dict[str, int]:
     """Rejected rows of the months in `relation` (the rejected-rows model), per landing-zone table (none before dbt
     created the table)."""
-    if not path.exists():
+    if not table_exists(con, relation):
         return {}
-    with connect(path, read_only=True) as con:
-        if not table_exists(con, relation):
-            return {}
-        return dict(
-            con.execute(
-                f"select table_name, count(*) from {relation} where list_contains(?, event_month) group by 1",
-                [list(months)],
-            ).fetchall()
-        )
+    return dict(
+        con.execute(
+            f"select table_name, count(*) from {relation} where list_contains(?, event_month) group by 1",
+            [list(months)],
+        ).fetchall()
+    )

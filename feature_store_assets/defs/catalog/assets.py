@@ -5,18 +5,26 @@ Kept apart from catalog.py so that serving processes read the catalog without im
 
 from __future__ import annotations
 
+import json
+import os
+from collections.abc import Mapping
 from datetime import datetime
+from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import pandas as pd
 
 from feature_store_assets.core.resources import WAREHOUSE_POOL, DuckDBFile
 from feature_store_assets.defs.catalog.definitions import (
+    Lineages,
     definition_hashes,
+    feature_lineages,
     read_versions,
     with_versions,
     write_versions,
 )
+from feature_store_assets.defs.dbt.invocation import parse_cache
 from feature_store_assets.defs.dbt.project import load_manifest
 from feature_store_assets.serving.catalog import (
     availability,
@@ -29,6 +37,32 @@ from feature_store_assets.serving.catalog import (
 from feature_store_assets.serving.published import CATALOG_TABLE, SNAPSHOT_COLUMN
 from feature_store_assets.warehouse.connections import table_exists
 from feature_store_assets.warehouse.ledger import months_materialized_since
+
+LINEAGE_CACHE_NAME = "feature_lineage.json"
+
+
+def lineage_cache(warehouse: Path) -> Path:
+    """Where the feature views' lineage is kept between runs: beside the warehouse's kept dbt parse."""
+    return parse_cache(warehouse).with_name(f"{warehouse.name}.{LINEAGE_CACHE_NAME}")
+
+
+def kept_lineages(manifest: Mapping[str, Any], cache: Path) -> Lineages:
+    """feature_lineages, with what the last run traced read from `cache` and this run's written there (a cache:
+    unreadable, it is traced again; unwritable, the next run traces again)."""
+    try:
+        known = json.loads(cache.read_text())
+    except (OSError, ValueError):
+        known = {}
+    lineages = feature_lineages(manifest, known if isinstance(known, dict) else {})
+    if lineages != known:
+        partial = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            partial.write_text(json.dumps(lineages))
+            os.replace(partial, cache)
+        except OSError:
+            partial.unlink(missing_ok=True)
+    return lineages
 
 
 @dg.asset(
@@ -47,7 +81,7 @@ from feature_store_assets.warehouse.ledger import months_materialized_since
 def feature_catalog(warehouse: DuckDBFile) -> dg.MaterializeResult:
     manifest = load_manifest()
     definitions = catalog_definitions(manifest)
-    hashes = definition_hashes(manifest)
+    hashes = definition_hashes(manifest, kept_lineages(manifest, lineage_cache(warehouse.path)))
     with warehouse.connect() as con:
         # availability from per-month counts, recounted for every month of each feature view materialized since
         # the catalog was last built (from the ledger): this run's months, and any a run without the catalog built.

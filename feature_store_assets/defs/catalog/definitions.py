@@ -25,6 +25,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -160,15 +161,44 @@ def column_expressions(sql: str, columns: list[str]) -> dict[str, list[str]]:
     return found
 
 
-def definition_hashes(manifest: Mapping[str, Any]) -> dict[str, str]:
-    """feature_type -> the hash of its definition (its yml entry and its SQL lineage), for every feature of every
-    feature view (pure)."""
+# What column_expressions' result depends on besides its arguments: this module's code and sqlglot's version.
+_LINEAGE_CODE = hashlib.sha256(Path(__file__).read_bytes() + sqlglot.__version__.encode()).hexdigest()
+Lineages = dict[str, dict[str, list[str]]]  # lineage_key -> column -> column_expressions' steps
+
+
+def _view_lineage_inputs(manifest: Mapping[str, Any]) -> list[tuple[Mapping[str, Any], list[str], str, str]]:
+    """Each feature view: its node, its feature columns, its rendered SQL and the key of their lineage."""
     views = feature_views(manifest)
     keys = {"feature_month", *(view["meta"]["entity"] for view in views)}
-    hashes = {}
+    inputs = []
     for node in views:
         names = [name for name in node["columns"] if name not in keys]
-        expressions = column_expressions(rendered_sql(manifest, node), names)
+        sql = rendered_sql(manifest, node)
+        inputs.append((node, names, sql, hashlib.sha256(json.dumps([_LINEAGE_CODE, sql, names]).encode()).hexdigest()))
+    return inputs
+
+
+def feature_lineages(manifest: Mapping[str, Any], known: Mapping[str, Any] | None = None) -> Lineages:
+    """The column lineage of every feature view, by a key of its inputs (rendered SQL, columns, this code): taken
+    from `known` (what an earlier run computed) where it is there, traced anew where not (pure). Tracing is most of
+    a catalog build's time, about 1.2 s for both views."""
+    known = known or {}
+    lineages = {}
+    for _node, names, sql, key in _view_lineage_inputs(manifest):
+        found = known.get(key)
+        lineages[key] = (
+            found if isinstance(found, dict) and set(found) == set(names) else column_expressions(sql, names)
+        )
+    return lineages
+
+
+def definition_hashes(manifest: Mapping[str, Any], lineages: Lineages | None = None) -> dict[str, str]:
+    """feature_type -> the hash of its definition (its yml entry and its SQL lineage), for every feature of every
+    feature view (pure); `lineages`: feature_lineages(manifest), when already computed."""
+    lineages = feature_lineages(manifest) if lineages is None else lineages
+    hashes = {}
+    for node, names, _sql, key in _view_lineage_inputs(manifest):
+        expressions = lineages[key]
         for name in names:
             definition = {"yml": node["columns"][name], "sql": expressions[name]}
             text = json.dumps(definition, sort_keys=True, default=str)

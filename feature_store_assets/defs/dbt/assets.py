@@ -50,7 +50,7 @@ from feature_store_assets.defs.landing_zone.validation import (
     landing_zone_report,
 )
 from feature_store_assets.operations.logs import dbt_error_summary, dbt_log_path
-from feature_store_assets.warehouse.connections import rows_per_month
+from feature_store_assets.warehouse.connections import connect, rows_per_month
 from feature_store_assets.warehouse.ledger import month_states, record_failed_months, record_materialized_months
 from feature_store_assets.warehouse.spark import mirror_spark_tables
 
@@ -231,12 +231,13 @@ def build_dbt_assets(partitions_def: dg.TimeWindowPartitionsDefinition) -> list[
             not_yet = mirror_spark_tables(settings.warehouse, settings.spark_dir, model_columns(manifest))
             if not_yet:
                 context.log.info(f"no Parquet file on Spark yet, so no view: {', '.join(not_yet)}")
-        built = {
-            name: rows_per_month(settings.warehouse, relation_of(node), node["config"]["unique_key"], completed)
-            for name, node in monthly_models.items()
-            if name in selected
-        }
-        row_metadata = materialization_row_metadata(settings, manifest, built, completed, landed)
+        with connect(settings.warehouse, read_only=True) as con:  # dbt is done: one connection counts every model
+            built = {
+                name: rows_per_month(con, relation_of(node), node["config"]["unique_key"], completed)
+                for name, node in monthly_models.items()
+                if name in selected
+            }
+            row_metadata = materialization_row_metadata(con, manifest, built, completed, landed)
         for event in events:
             key = context.asset_key_for_output(event.output_name) if isinstance(event, dg.Output) else None
             if key is not None and key.path[-1] in row_metadata:

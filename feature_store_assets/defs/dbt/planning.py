@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import duckdb
 
 from feature_store_assets.core.months import describe_months, format_month, month_folder
 from feature_store_assets.defs.dbt.project import (
@@ -35,7 +36,7 @@ class RowMetadata:
 
 
 def materialization_row_metadata(
-    settings,
+    con: duckdb.DuckDBPyConnection,
     manifest: Mapping[str, Any],
     built: dict[str, dict[date, int]],
     months: list[date],
@@ -51,7 +52,7 @@ def materialization_row_metadata(
     landing = filter_landing_tables(manifest)
     rejected_model = rejected_rows_model(manifest)
     rejected = (
-        {month: rejected_rows_by_table(settings.warehouse, relation_of(rejected_model), [month]) for month in months}
+        {month: rejected_rows_by_table(con, relation_of(rejected_model), [month]) for month in months}
         if rejected_model is not None and rejected_model["name"] in built
         else {}
     )
@@ -76,11 +77,7 @@ def materialization_row_metadata(
         metadata[name] = RowMetadata(run=run, by_month=per_month)
     for name, node in staging_models_by_name(manifest).items():
         # rebuilt by every dbt build: only the last build's months are in the table, the others are not counted
-        held = {
-            m: n
-            for m, n in rows_per_month(settings.warehouse, relation_of(node), STAGING_MONTH_COLUMN, months).items()
-            if n
-        }
+        held = {m: n for m, n in rows_per_month(con, relation_of(node), STAGING_MONTH_COLUMN, months).items() if n}
         by_month = {m: {"rows_out": n, "dagster/row_count": n} for m, n in held.items()}
         metadata[name] = RowMetadata(
             run={"months_held": describe_months(list(held)) if held else "none"}, by_month=by_month
