@@ -19,9 +19,9 @@ import pytest
 
 from feature_store_assets.cli.main import main
 from feature_store_assets.core.months import parse_month
-from feature_store_assets.core.settings import SAMPLE_ZIP_INCOME
+from feature_store_assets.core.settings import SAMPLE_ZIP_INCOME, Settings, settings_fields
 from feature_store_assets.defs.checks.quality import Judgement, models_from_manifest, row_count_results
-from feature_store_assets.defs.dbt.project import load_manifest
+from feature_store_assets.defs.dbt.project import load_manifest, parse_project
 from feature_store_assets.defs.landing_zone.validation import landed_rows
 from feature_store_assets.generator import GeneratorOptions, generate_landing_zone
 from feature_store_assets.operations.logs import DBT_LOG_NAME, RUN_LOGS_FOLDER
@@ -102,6 +102,30 @@ def test_a_small_valid_zone_publishes_month_by_month(small_zone, tmp_path):
     for month, text in zip(MONTHS, texts, strict=True):
         tested = set(re.findall(r"event_month >=\s*cast\('(\d{4}-\d{2})-01' as date\)", text))
         assert tested == {month}, (month, tested)
+
+
+def test_the_first_run_on_a_new_warehouse_uses_the_projects_parse(small_zone, tmp_path, monkeypatch):
+    # `feature-store demo` on a fresh clone: no FEATURE_STORE_* path set, the paths' defaults under the working
+    # directory. Loading the definitions parses the project under the settings a run hands dbt (absolute paths), so
+    # the first run on the new warehouse re-parses nothing: dagster-dbt copies the project's parse into an
+    # invocation that has no parse kept for its warehouse.
+    project_target = tmp_path / "project_target"
+    monkeypatch.setenv("DBT_TARGET_PATH", str(project_target))  # where dagster-dbt copies the project's parse from
+    monkeypatch.chdir(tmp_path)
+    data = tmp_path / "data"  # where the defaults put the warehouse and the analytics file
+    raw_dir = zone_copy(small_zone, data)
+    with pytest.MonkeyPatch.context() as patch:
+        for setting in settings_fields().values():
+            patch.delenv(setting.env, raising=False)
+        patch.setenv("FEATURE_STORE_START_MONTH", START_MONTH)  # the zone's first month, as the runs have it
+        parse_project(project_target)
+    outcome = materialize(data, raw_dir, [(MONTHS[0], MONTHS[0])])
+    assert outcome.exit_codes == [0], outcome.stderr
+    assert outcome.store.settings.warehouse == Settings.from_env({}, cwd=tmp_path).warehouse
+    (log,) = (outcome.store.settings.warehouse.parent / RUN_LOGS_FOLDER).glob(f"*/{DBT_LOG_NAME}")
+    text = log.read_text()
+    assert text.count("Unable to do partial parsing") == 0, text[:2000]
+    assert text.count("skipping partial parsing") == 2
 
 
 def test_a_small_valid_zone_publishes_in_one_run(small_zone, tmp_path):

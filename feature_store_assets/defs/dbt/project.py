@@ -19,6 +19,7 @@ from feature_store_assets.core.months import (
     FEATURE_LOOKBACK_MONTHS,
 )
 from feature_store_assets.core.paths import DBT_PROJECT_DIR
+from feature_store_assets.core.settings import ConfigurationError, Settings
 from feature_store_assets.defs.dbt.check_names import check_description
 from feature_store_assets.defs.dbt.process import dbt_executable
 from feature_store_assets.defs.landing_zone.validation import EVENT_TABLES
@@ -53,15 +54,35 @@ class DbtCli(DbtCliResource):
         return None
 
 
+def _runs_dbt_environment() -> dict[str, str]:
+    """The settings as a run's dbt steps hand them to dbt (absolute paths), or none when they do not resolve.
+
+    Parsing under them makes the parse's profile a run's own: dagster-dbt copies the project's parse into an
+    invocation that has none kept for its warehouse (defs/dbt/invocation.py), so the first run on a new warehouse
+    (the demo's) re-parses only what changed instead of the whole project."""
+    try:
+        return Settings.from_env().as_env()
+    except ConfigurationError:
+        return {}
+
+
+def parse_project(target_path: Path) -> None:
+    """`dbt parse` into target_path (the manifest and dbt's parse), under the settings a run hands dbt."""
+    from feature_store_assets.defs.dbt.invocation import environment  # it imports this module
+
+    with environment(_runs_dbt_environment()):
+        # dbt beside this interpreter: a venv's scripts are not on PATH unless it is activated
+        DbtCli(project_dir=dbt_project, dbt_executable=dbt_executable()).cli(
+            ["parse", "--quiet"], target_path=target_path
+        ).wait()
+
+
 def prepare_manifest() -> Path:
     """Parse the dbt project when its manifest is missing or older than its files; returns the manifest path."""
     manifest_path = dbt_project.manifest_path
     with FileLock(str(DBT_PROJECT_DIR / ".manifest.lock")):
         if not manifest_path.exists() or manifest_path.stat().st_mtime < _dbt_sources_mtime():
-            # dbt beside this interpreter: a venv's scripts are not on PATH unless it is activated
-            DbtCli(project_dir=dbt_project, dbt_executable=dbt_executable()).cli(
-                ["parse", "--quiet"], target_path=dbt_project.target_path
-            ).wait()
+            parse_project(dbt_project.target_path)
     return manifest_path
 
 
