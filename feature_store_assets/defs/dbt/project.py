@@ -77,11 +77,12 @@ def parse_project(target_path: Path) -> None:
         ).wait()
 
 
-def prepare_manifest() -> Path:
-    """Parse the dbt project when its manifest is missing or older than its files; returns the manifest path."""
+def prepare_manifest(force: bool = False) -> Path:
+    """Parse the dbt project when its manifest is missing or older than its files (or always, `force`); returns the
+    manifest path."""
     manifest_path = dbt_project.manifest_path
     with FileLock(str(DBT_PROJECT_DIR / ".manifest.lock")):
-        if not manifest_path.exists() or manifest_path.stat().st_mtime < _dbt_sources_mtime():
+        if force or not manifest_path.exists() or manifest_path.stat().st_mtime < _dbt_sources_mtime():
             parse_project(dbt_project.target_path)
     return manifest_path
 
