@@ -99,12 +99,12 @@ def test_step_lines_say_what_a_step_did():
     assert step_labels(
         {
             "reference__zip_income": [dg.AssetKey(["reference", "zip_income"])],
-            "monthly_dbt_models": keys,
+            "dbt_models": keys,
             "quality_checks": [],
         }
     ) == {
         "reference__zip_income": "reference/zip_income",
-        "monthly_dbt_models": "monthly dbt models (2 assets)",
+        "dbt_models": "dbt models (2 assets)",
         "quality_checks": "quality checks",
     }
 
@@ -267,7 +267,7 @@ def test_a_month_s_run_prints_a_short_view_and_keeps_dbt_s_log_and_verbose_print
     assert code == 0, out + err
     assert ANSI not in out and ANSI not in err
     assert len((out + err).splitlines()) < 40, out + err
-    assert re.search(r"^  monthly dbt models \(\d+ assets\) +ok +\d", out, re.M), out
+    assert re.search(r"^  dbt models \(\d+ assets\) +ok +\d", out, re.M), out
     assert "Running with dbt" not in out  # dbt's lines are in its log, not on the screen
     log = dbt_log_named(out)
     assert log.parent.parent == feature_store.settings.warehouse.parent / "logs"

@@ -1,5 +1,5 @@
-"""The dbt models as Dagster assets: the monthly step that validates, builds and records the run's months, and
-before it the unpartitioned models every run rebuilds whole (integrated_clients: not monthly, so not partitioned)."""
+"""The dbt models as Dagster assets: one step that validates, builds and records the run's months, and builds the
+unpartitioned models (integrated_clients, the seeds: not monthly) whole in the same dbt invocation."""
 
 import os
 import shutil
@@ -63,23 +63,35 @@ def dbt_log_args(dbt_log: Path) -> list[str]:
 
 def build_dbt_assets(partitions_def: dg.TimeWindowPartitionsDefinition) -> list[dg.AssetsDefinition]:
     manifest = load_manifest()
-    translator = LayerTranslator()
+    translator = LayerTranslator(monthly_partitions=partitions_def)
     contract = contract_from_manifest(manifest)
     target_root = dbt_project.project_dir / "target"
+    monthly_models = monthly_models_by_name(manifest)
+    aggregation_models = sorted(name for name, node in monthly_models.items() if layer_of(node) == "aggregation")
+    windowed_models = {name for name, node in monthly_models.items() if layer_of(node) in WINDOWED_LAYERS}
 
     @dbt_assets(
-        manifest=with_readable_test_names(manifest),
+        manifest=with_readable_test_names(manifest),  # check names: dagster-dbt reads them from the manifest
         project=dbt_project,
         select="fqn:*",
-        exclude=MONTHLY_SELECTOR,
-        dagster_dbt_translator=translator,
-        name="current_dbt_models",
+        dagster_dbt_translator=translator,  # the monthly models partitioned by month, the others not
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        name="dbt_models",
         pool=WAREHOUSE_POOL,
     )
-    def current_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, feature_store: FeatureStoreResource):
-        """The models that are not monthly (integrated_clients: today's clinics and clients), rebuilt whole by every
-        run before its months: one short dbt build, unpartitioned."""
-        settings = feature_store.settings
+    def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, feature_store: FeatureStoreResource):
+        """Every dbt model a run selects, in one dbt build per group of months (dbt starts once, not once per kind):
+        the models that are not monthly (integrated_clients: today's clinics and clients; the seeds), rebuilt whole,
+        and the filter, aggregation, feature and mart models for the run's months."""
+        selected = {key.path[-1] for key in context.selected_asset_keys}
+        if selected & monthly_models.keys():
+            yield from build_months(context, dbt, feature_store.settings, selected)
+        else:
+            yield from build_current(context, dbt, feature_store.settings)
+
+    def build_current(context: dg.AssetExecutionContext, dbt: DbtCliResource, settings, only: bool = False):
+        """One dbt build of the selected models that are not monthly (a run without months: the UI's, or a run whose
+        months are all held); `only` leaves the monthly ones out of a run that selected both."""
         report = landing_zone_report(settings.raw_dir, [], contract)
         if report.reference:  # clinics.parquet or clients.parquet: these models read them
             raise report.error([])
@@ -88,12 +100,9 @@ def build_dbt_assets(partitions_def: dg.TimeWindowPartitionsDefinition) -> list[
         target = new_target(target_root, settings.warehouse)
         dbt_log = dbt_log_path(settings.warehouse, context.run_id)
         release_freed_memory()  # dbt's peak comes on top of this process's resident memory
+        args = ["build", "--exclude-resource-type", "unit_test", *(["--exclude", MONTHLY_SELECTOR] if only else [])]
         try:
-            yield from dbt.cli(
-                ["build", "--exclude-resource-type", "unit_test", *dbt_log_args(dbt_log)],
-                target_path=target,
-                context=context,
-            ).stream()
+            yield from dbt.cli([*args, *dbt_log_args(dbt_log)], target_path=target, context=context).stream()
         except Exception:
             (target / KEPT_MARKER).write_text(f"dbt build of the unpartitioned models, Dagster run {context.run_id}\n")
             raise
@@ -103,23 +112,9 @@ def build_dbt_assets(partitions_def: dg.TimeWindowPartitionsDefinition) -> list[
         if settings.on_spark:  # the DuckDB warehouse reads Spark's tables through views (docs/spark.md)
             mirror_spark_tables(settings.warehouse, settings.spark_dir, model_columns(manifest))
 
-    monthly_models = monthly_models_by_name(manifest)
-    aggregation_models = sorted(name for name, node in monthly_models.items() if layer_of(node) == "aggregation")
-    windowed_models = {name for name, node in monthly_models.items() if layer_of(node) in WINDOWED_LAYERS}
-
-    @dbt_assets(
-        manifest=with_readable_test_names(manifest),  # check names: dagster-dbt reads them from the manifest
-        project=dbt_project,
-        select=MONTHLY_SELECTOR,
-        partitions_def=partitions_def,
-        dagster_dbt_translator=translator,
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        name="monthly_dbt_models",
-        pool=WAREHOUSE_POOL,
-    )
-    def monthly_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, feature_store: FeatureStoreResource):
-        """Filter, aggregation and feature models for the run's months, in one dbt build."""
-        settings = feature_store.settings
+    def build_months(context: dg.AssetExecutionContext, dbt: DbtCliResource, settings, selected: set[str]):
+        """The run's months, validated, built oldest first and recorded; the selected models that are not monthly are
+        built in the same dbt invocations (before the months' models that read them)."""
         window = context.partition_time_window
         first, last = window.start.date(), add_months(window.end.date(), -1)
         months = month_range(first, last)
@@ -139,11 +134,14 @@ def build_dbt_assets(partitions_def: dg.TimeWindowPartitionsDefinition) -> list[
             run_builds_history=selected.issuperset(aggregation_models),
         )
         to_build = [m for m in months if m not in held]
+        current = selected - monthly_models.keys()
         selected_monthly = sorted(name for name in monthly_models if name in selected)
         if held:
             record_failed_months(settings.warehouse, selected_monthly, held, context.run_id)
             context.log.warning("not built:\n" + "\n".join(f"  {m:%Y-%m}: {why}" for m, why in sorted(held.items())))
         if not to_build:
+            if current:  # the models that are not monthly are built all the same
+                yield from build_current(context, dbt, settings, only=True)
             # the quality-check step will not run: record the filter models' failed row-count checks here (the contract:
             # "a month with no files: the month's filter assets fail their row-count check")
             for name in selected_monthly:
@@ -253,4 +251,4 @@ def build_dbt_assets(partitions_def: dg.TimeWindowPartitionsDefinition) -> list[
         if failure is not None:
             raise failure
 
-    return [current_dbt_models, monthly_dbt_models]
+    return [dbt_models]

@@ -26,7 +26,8 @@ from feature_store_assets.defs.landing_zone.validation import EVENT_TABLES
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR)
 
-MONTHLY_SELECTOR = "tag:monthly"
+MONTHLY_TAG = "monthly"
+MONTHLY_SELECTOR = f"tag:{MONTHLY_TAG}"
 # The dbt source of the landing zone's tables (models/sources.yml).
 LANDING_ZONE_SOURCE = "landing_zone"
 # The layers (dbt folders, Dagster groups) from the landing zone's side to the analysts'.
@@ -101,8 +102,13 @@ class LayerTranslator(DagsterDbtTranslator):
     """Keys as [schema, model], groups named after the layer folders (or `meta.dagster.group`: the staging
     tables), the windowed layers' 12-month lookback as metadata, and dbt test checks described by what they test (dbt_checks)."""
 
-    def __init__(self) -> None:
+    def __init__(self, monthly_partitions: dg.PartitionsDefinition | None = None) -> None:
         super().__init__(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
+        self._monthly_partitions = monthly_partitions
+
+    def get_partitions_def(self, dbt_resource_props: Mapping[str, Any]) -> dg.PartitionsDefinition | None:
+        # the monthly models (tag `monthly`) by month; the others (integrated_clients, the seeds) unpartitioned
+        return self._monthly_partitions if MONTHLY_TAG in dbt_resource_props.get("tags", []) else None
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
         if dbt_resource_props["resource_type"] in TABLE_RESOURCE_TYPES:
@@ -134,7 +140,7 @@ def monthly_models_by_name(manifest: Mapping[str, Any]) -> dict[str, Mapping[str
         node["name"]: node
         for node in manifest["nodes"].values()
         if node["resource_type"] == "model"
-        and "monthly" in node["tags"]
+        and MONTHLY_TAG in node["tags"]
         and node["config"]["materialized"] == "incremental"
     }
 
