@@ -86,6 +86,12 @@ def test_month_without_files_fails_before_dbt_naming_its_tables_and_publishes_no
         )
         == 0
     )
+    # the models that are not monthly were rebuilt all the same, in that failed run, without a partition
+    with dg.DagsterInstance.get() as instance:
+        [failed_run] = instance.get_runs(limit=1)
+        clients = instance.get_latest_materialization_event(dg.AssetKey(["filtered", "integrated_clients"]))
+    assert failed_run.status == dg.DagsterRunStatus.FAILURE
+    assert clients.run_id == failed_run.run_id and clients.asset_materialization.partition is None
 
 
 def test_feature_month_without_its_aggregation_history_names_the_missing_months(feature_store, capsys):

@@ -89,9 +89,10 @@ def build_dbt_assets(partitions_def: dg.TimeWindowPartitionsDefinition) -> list[
         else:
             yield from build_current(context, dbt, feature_store.settings)
 
-    def build_current(context: dg.AssetExecutionContext, dbt: DbtCliResource, settings, only: bool = False):
-        """One dbt build of the selected models that are not monthly (a run without months: the UI's, or a run whose
-        months are all held); `only` leaves the monthly ones out of a run that selected both."""
+    def build_current(context: dg.AssetExecutionContext, dbt: DbtCliResource, settings):
+        """One dbt build of the selected models that are not monthly, without months (a run of only those, from the
+        UI; or a run whose months are all held). The monthly models are excluded, and with them the tests that also
+        read one (a relationship from client_segments to the seed), which this build must not run on no month."""
         report = landing_zone_report(settings.raw_dir, [], contract)
         if report.reference:  # clinics.parquet or clients.parquet: these models read them
             raise report.error([])
@@ -100,7 +101,7 @@ def build_dbt_assets(partitions_def: dg.TimeWindowPartitionsDefinition) -> list[
         target = new_target(target_root, settings.warehouse)
         dbt_log = dbt_log_path(settings.warehouse, context.run_id)
         release_freed_memory()  # dbt's peak comes on top of this process's resident memory
-        args = ["build", "--exclude-resource-type", "unit_test", *(["--exclude", MONTHLY_SELECTOR] if only else [])]
+        args = ["build", "--exclude-resource-type", "unit_test", "--exclude", MONTHLY_SELECTOR]
         try:
             yield from dbt.cli([*args, *dbt_log_args(dbt_log)], target_path=target, context=context).stream()
         except Exception:
@@ -141,7 +142,7 @@ def build_dbt_assets(partitions_def: dg.TimeWindowPartitionsDefinition) -> list[
             context.log.warning("not built:\n" + "\n".join(f"  {m:%Y-%m}: {why}" for m, why in sorted(held.items())))
         if not to_build:
             if current:  # the models that are not monthly are built all the same
-                yield from build_current(context, dbt, settings, only=True)
+                yield from build_current(context, dbt, settings)
             # the quality-check step will not run: record the filter models' failed row-count checks here (the contract:
             # "a month with no files: the month's filter assets fail their row-count check")
             for name in selected_monthly:
