@@ -134,26 +134,30 @@ def test_schedule_runs_the_previous_month_on_the_second_at_six(defs):
 
 
 @pytest.mark.e2e
-def test_the_models_that_are_not_monthly_materialize_alone_without_a_month(feature_store):
-    """What the UI does with integrated_clients and the seed selected alone: one dbt build of those two (and their
-    tests), unpartitioned, in the step that builds the months when a run has them."""
+def test_models_selected_alone_build_without_a_month_or_for_their_month(feature_store):
+    """What the UI does with a few of the dbt assets selected: integrated_clients and the seed alone are one dbt build
+    of those two (and their tests), unpartitioned; a staging table alone (partitioned, though not a monthly history)
+    is built for the chosen month, in the step that builds every dbt model."""
     defs = build_definitions(feature_store.settings)
     graph = defs.resolve_asset_graph()
+    assets = [graph.get(key).assets_def for key in graph.get_all_asset_keys() if graph.get(key).is_materializable]
     alone = [dg.AssetKey(["filtered", "integrated_clients"]), dg.AssetKey(["marts", "segment_actions"])]
-    assert graph.get(alone[0]).assets_def is graph.get(dg.AssetKey(["features", "client_features"])).assets_def
+    staging = dg.AssetKey(["filtered", "stg_web_sessions"])
+    assert graph.get(alone[0]).assets_def is graph.get(staging).assets_def
     with dg.DagsterInstance.ephemeral() as instance:
-        result = dg.materialize(
-            [graph.get(key).assets_def for key in graph.get_all_asset_keys() if graph.get(key).is_materializable],
-            selection=alone,
-            instance=instance,
+        result = dg.materialize(assets, selection=alone, instance=instance)
+        assert result.success
+        built = result.get_asset_materialization_events()
+        assert sorted(e.asset_key for e in built) == sorted(alone)
+        assert all(e.partition is None for e in built)
+        assert {c.asset_key for c in result.get_asset_check_evaluations()} == set(alone)
+        tables = set(
+            feature_store.query("select table_schema || '.' || table_name as t from information_schema.tables")["t"]
         )
+        assert {"filtered.integrated_clients", "marts.segment_actions"} <= tables
+        assert "filtered.inclinic_transactions" not in tables  # no month was built
+
+        result = dg.materialize(assets, selection=[staging], partition_key="2023-01-01", instance=instance)
     assert result.success
-    built = result.get_asset_materialization_events()
-    assert sorted(e.asset_key for e in built) == sorted(alone)
-    assert all(e.partition is None for e in built)
-    assert {c.asset_key for c in result.get_asset_check_evaluations()} == set(alone)
-    tables = set(
-        feature_store.query("select table_schema || '.' || table_name as t from information_schema.tables")["t"]
-    )
-    assert {"filtered.integrated_clients", "marts.segment_actions"} <= tables
-    assert "filtered.inclinic_transactions" not in tables  # no month was built
+    assert [(e.asset_key, e.partition) for e in result.get_asset_materialization_events()] == [(staging, "2023-01-01")]
+    assert feature_store.scalar("select count(*) from filtered.stg_web_sessions where event_month = '2023-01-01'") > 0

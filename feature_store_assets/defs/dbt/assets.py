@@ -83,19 +83,22 @@ def build_dbt_assets(partitions_def: dg.TimeWindowPartitionsDefinition) -> list[
         """Every dbt model a run selects, in one dbt build per group of months (dbt starts once, not once per kind):
         the models that are not monthly (integrated_clients: today's clinics and clients; the seeds), rebuilt whole,
         and the filter, aggregation, feature and mart models for the run's months."""
-        selected = {key.path[-1] for key in context.selected_asset_keys}
-        if selected & monthly_models.keys():
-            yield from build_months(context, dbt, feature_store.settings, selected)
-        else:
-            yield from build_current(context, dbt, feature_store.settings)
+        # the translator's partitions say which selected models are built by month (the staging tables too)
+        unpartitioned = {
+            k for k in context.selected_asset_keys if context.assets_def.specs_by_key[k].partitions_def is None
+        }
+        if unpartitioned != context.selected_asset_keys:
+            yield from build_months(context, dbt, feature_store.settings, with_unpartitioned=bool(unpartitioned))
+            return
+        report = landing_zone_report(feature_store.settings.raw_dir, [], contract)
+        if report.reference:  # clinics.parquet or clients.parquet: these models read them
+            raise report.error([])
+        yield from build_current(context, dbt, feature_store.settings)
 
     def build_current(context: dg.AssetExecutionContext, dbt: DbtCliResource, settings):
         """One dbt build of the selected models that are not monthly, without months (a run of only those, from the
         UI; or a run whose months are all held). The monthly models are excluded, and with them the tests that also
         read one (a relationship from client_segments to the seed), which this build must not run on no month."""
-        report = landing_zone_report(settings.raw_dir, [], contract)
-        if report.reference:  # clinics.parquet or clients.parquet: these models read them
-            raise report.error([])
         os.environ.update(settings.as_env())  # dbt runs in its project folder: the settings as absolute paths
         target_root.mkdir(parents=True, exist_ok=True)
         target = new_target(target_root, settings.warehouse)
@@ -113,7 +116,7 @@ def build_dbt_assets(partitions_def: dg.TimeWindowPartitionsDefinition) -> list[
         if settings.on_spark:  # the DuckDB warehouse reads Spark's tables through views (docs/spark.md)
             mirror_spark_tables(settings.warehouse, settings.spark_dir, model_columns(manifest))
 
-    def build_months(context: dg.AssetExecutionContext, dbt: DbtCliResource, settings, selected: set[str]):
+    def build_months(context: dg.AssetExecutionContext, dbt: DbtCliResource, settings, with_unpartitioned: bool):
         """The run's months, validated, built oldest first and recorded; the selected models that are not monthly are
         built in the same dbt invocations (before the months' models that read them)."""
         window = context.partition_time_window
@@ -135,13 +138,12 @@ def build_dbt_assets(partitions_def: dg.TimeWindowPartitionsDefinition) -> list[
             run_builds_history=selected.issuperset(aggregation_models),
         )
         to_build = [m for m in months if m not in held]
-        current = selected - monthly_models.keys()
         selected_monthly = sorted(name for name in monthly_models if name in selected)
         if held:
             record_failed_months(settings.warehouse, selected_monthly, held, context.run_id)
             context.log.warning("not built:\n" + "\n".join(f"  {m:%Y-%m}: {why}" for m, why in sorted(held.items())))
         if not to_build:
-            if current:  # the models that are not monthly are built all the same
+            if with_unpartitioned:  # the models that are not monthly are built all the same
                 yield from build_current(context, dbt, settings)
             # the quality-check step will not run: record the filter models' failed row-count checks here (the contract:
             # "a month with no files: the month's filter assets fail their row-count check")
