@@ -3,7 +3,7 @@
     python -m benchmarks.event_log              # 760 events each, the count of a one-month run
     python -m benchmarks.event_log --events 200
 
-A run stores every event it makes in the instance (a month: 217 asset checks planned and evaluated, 244 step
+A run stores every event it makes in the instance (a month: 211 asset checks planned and evaluated, 244 step
 outputs, 27 assets planned and materialized, about 760 events). Each storage gets a fresh instance folder in
 --dir (default: a temporary folder on the same disk as this repository, since fsync costs differ between disks),
 and the same events, alternating between the two three times; the medians are printed as milliseconds per event

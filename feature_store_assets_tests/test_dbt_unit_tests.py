@@ -38,3 +38,5 @@ def test_dbt_unit_tests_pass(feature_store, tmp_path):
     assert result.returncode == 0, result.stdout[-4000:]
     assert "PASS client_features::client_features_windows_ties_and_eligibility" in result.stdout
     assert "PASS client_features::client_features_last_purchase_from_previous_snapshot" in result.stdout
+    assert "PASS inclinic_transactions::inclinic_transactions_count_each_transaction_once" in result.stdout
+    assert "PASS rejected_rows::rejected_rows_list_each_rejected_key_once" in result.stdout

@@ -2,7 +2,7 @@
 
 Dagster's `SqliteEventLogStorage` creates a SQLAlchemy engine, opens the SQLite file, writes and disposes of it all
 again for every event, and an asset check's evaluation takes three such rounds (the run's file, the index file, the
-check's row). A month's run stores about 760 events (217 checks planned and evaluated, 244 step outputs, 27 assets
+check's row). A month's run stores about 760 events (211 checks planned and evaluated, 244 step outputs, 27 assets
 planned and materialized): 8 of the demo month's 40 seconds. `PooledSqliteEventLogStorage` keeps one engine, and
 so its pool of open connections, per database file it used last, and writes the same rows to the same files, a
 folder any Dagster reads as its own: about a quarter of the time an event (`python -m benchmarks.event_log`).

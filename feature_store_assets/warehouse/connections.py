@@ -75,7 +75,7 @@ def rows_per_month(
     """Row count of each month of a table (0 for months with no rows, and for a table not created yet:
     dbt failed before it, or dbt on Spark wrote no file for it)."""
     months = list(months)
-    if not table_exists(con, relation):
+    if not months or not table_exists(con, relation):  # no month: a view's files are not even opened
         return dict.fromkeys(months, 0)
     found = dict(
         con.execute(

@@ -1,6 +1,6 @@
 -- Clients whose home clinic's integration is complete: the only clients whose data is trusted.
--- Not monthly (no `monthly` tag): an unpartitioned asset of its own, rebuilt by a short dbt build before every
--- run's months (defs/dbt/assets.py, current_dbt_models). A view, so it always reads the landing zone's current
+-- Not monthly (no `monthly` tag): an unpartitioned asset, rebuilt in every run's dbt build before the months'
+-- models that read it (defs/dbt/assets.py, dbt_models). A view, so it always reads the landing zone's current
 -- clinics and clients; on Spark a table: the same freshness, and Parquet files the DuckDB side can read.
 {{ config(materialized='table' if target.type == 'spark' else 'view') }}
 

@@ -83,7 +83,7 @@ def build_dbt_assets(partitions_def: dg.TimeWindowPartitionsDefinition) -> list[
         """Every dbt model a run selects, in one dbt build per group of months (dbt starts once, not once per kind):
         the models that are not monthly (integrated_clients: today's clinics and clients; the seeds), rebuilt whole,
         and the filter, aggregation, feature and mart models for the run's months."""
-        # the translator's partitions say which selected models are built by month (the staging tables too)
+        # the translator's partitions say which selected models are built by month (the staging views too)
         unpartitioned = {
             k for k in context.selected_asset_keys if context.assets_def.specs_by_key[k].partitions_def is None
         }

@@ -43,7 +43,7 @@ def materialization_row_metadata(
     landed_by_month: Mapping[str, Mapping[date, int]],
 ) -> dict[str, RowMetadata]:
     """Rows in, rows out (`dagster/row_count` too) and rows rejected of each built model, per built month,
-    and the run's rows by month; staging tables get each month they hold (the last dbt build's) counted.
+    and the run's rows by month; staging views get each month they read (the last dbt build's) counted.
 
     Rows in: landed rows of its landing-zone tables for filter models (filter_landing_tables, from lineage;
     landed_by_month: table -> month -> rows), else its monthly parents' rows; rows rejected: the rejected-rows

@@ -168,7 +168,7 @@ STAGING_MONTH_COLUMN = "event_month"
 
 
 def staging_models_by_name(manifest: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
-    """The staging tables (tag `staging`): the run's months only, rebuilt by every dbt build."""
+    """The staging views (tag `staging`): the run's months only, replaced by every dbt build."""
     return {
         node["name"]: node
         for node in manifest["nodes"].values()

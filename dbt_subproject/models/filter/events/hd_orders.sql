@@ -9,9 +9,7 @@ select
     event_month,
     {{ normalized_category('product_category') }} as product_category,
     revenue
-from {{ ref('stg_online_orders') }}
-where rejection_reason is null
-    and copy_number = 1
-    and home_clinic_id is not null
+from {{ first_valid_copies(ref('stg_online_orders'), 'transactions') }} as counted
+where home_clinic_id is not null
     and channel = 'HD'
     and status = 'completed'

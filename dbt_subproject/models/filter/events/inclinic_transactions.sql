@@ -11,7 +11,5 @@ select
     {{ normalized_category('product_category') }} as product_category,
     quantity,
     revenue
-from {{ ref('stg_inclinic_transactions') }}
-where rejection_reason is null
-    and copy_number = 1
-    and home_clinic_id is not null
+from {{ first_valid_copies(ref('stg_inclinic_transactions'), 'transactions_inclinic') }} as counted
+where home_clinic_id is not null

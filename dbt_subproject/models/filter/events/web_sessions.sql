@@ -9,7 +9,5 @@ select
     product_views,
     add_to_cart_events,
     orders
-from {{ ref('stg_web_sessions') }}
-where rejection_reason is null
-    and copy_number = 1
-    and home_clinic_id is not null
+from {{ first_valid_copies(ref('stg_web_sessions'), 'web_sessions') }} as counted
+where home_clinic_id is not null
