@@ -78,7 +78,7 @@ def test_readable_names_stay_unique_on_a_model():
     assert check_description(singular).startswith("Singular dbt test assert_sum_matches")
 
 
-def test_staging_tables_are_apart_and_say_they_hold_the_last_build_only(graph):
+def test_staging_views_are_apart_and_say_they_read_the_last_build_only(graph):
     for name in staging_models_by_name(load_manifest()):
         node = graph.get(dg.AssetKey(["filtered", name]))
         assert node.group_name == "staging"
