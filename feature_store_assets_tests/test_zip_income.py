@@ -113,6 +113,21 @@ def test_zip_normalization_follows_features_md(raw, zip_code, status):
     assert result["zip_status"] == status
 
 
+def test_zip_normalization_of_a_column_is_the_rule_applied_to_each_value():
+    # normalize_zip_codes normalizes each distinct value once and maps the results back to the rows
+    values = ["02138-1234", None, "213", "02138-1234", "", "ABCDE", None, "213", "00000", "  02138 ", "ABCDE"]
+    raw = pd.Series(values, index=range(100, 100 + len(values)), dtype="object")
+    column = normalize_zip_codes(raw)
+    assert column.index.tolist() == raw.index.tolist()
+    for index, value in raw.items():
+        one = normalize_zip_codes(pd.Series([value], dtype="object")).iloc[0]
+        assert column.loc[index, "zip_status"] == one["zip_status"], value
+        assert pd.isna(column.loc[index, "zip_code"]) == pd.isna(one["zip_code"]), value
+        if not pd.isna(one["zip_code"]):
+            assert column.loc[index, "zip_code"] == one["zip_code"], value
+    assert str(column["zip_code"].dtype) == str(column["zip_status"].dtype) == "string"
+
+
 def test_client_match_status_and_income_only_when_matched():
     source = pd.DataFrame({"zip_code": ["02138", "90210"], "avg_agi": [100.0, 200.0], "avg_agi_pctl": [0.0, 1.0]})
     clients = pd.DataFrame({"client_id": [1, 2, 3, 4], "zip_code": ["2138", "10001", "junk", None]})

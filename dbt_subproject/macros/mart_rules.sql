@@ -77,3 +77,33 @@
         else 'other'
     end
 {%- endmacro %}
+
+{#
+  The cohort marts' history (client_cohorts, cohort_health): each client-month of the monthly financials from the
+  start month to the run's last month, with its revenue and whether it holds a purchase (an in-clinic line with
+  revenue > 0 or a completed HD order).
+#}
+{% macro cohort_financials() -%}
+    select
+        client_id,
+        activity_month,
+        inclinic_revenue + hd_revenue as revenue,
+        case when last_purchase_date is not null then 1 else 0 end as purchased
+    from {{ ref('client_monthly_financials') }}
+    where activity_month >= {{ date_literal(start_month()) }}
+        and activity_month < {{ date_literal(run_max_date()) }}
+{%- endmacro %}
+
+{#
+  Each client's first-purchase month over cohort_financials' months: its first_purchase cohort. It reads the table
+  itself rather than a model's financials CTE: read once, the CTE is not materialized by DuckDB (0.7 s of 3.5 s for
+  cohort_health at 2M clients and 13 months).
+#}
+{% macro first_purchase_months() -%}
+    select client_id, min(activity_month) as cohort_month
+    from {{ ref('client_monthly_financials') }}
+    where activity_month >= {{ date_literal(start_month()) }}
+        and activity_month < {{ date_literal(run_max_date()) }}
+        and last_purchase_date is not null
+    group by client_id
+{%- endmacro %}

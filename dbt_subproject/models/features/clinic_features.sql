@@ -30,23 +30,28 @@ clinic_practice_types as (
     from {{ ref('integrated_clients') }}
 ),
 
--- category revenue stays DECIMAL, so the shares of a clinic add up to 1
+-- category revenue stays DECIMAL, so the shares of a clinic add up to 1. The clients' clinics are read from the table,
+-- not from client_months: DuckDB then knows their number and builds the join on them, not on the 12 months of mix.
 category_revenue_12m as (
     select
-        client_months.feature_month,
-        client_months.clinic_id,
+        clients.feature_month,
+        clients.clinic_id,
         {%- for category in categories %}
         sum(mix.revenue_{{ category }}) as revenue_{{ category }}_12m,
         {%- endfor %}
         sum({% for category in categories %}mix.revenue_{{ category }}{% if not loop.last %} + {% endif %}{% endfor %}) as inclinic_revenue_12m
-    from client_months
+    from (
+        select feature_month, client_id, clinic_id
+        from {{ ref('client_features') }}
+        where {{ in_window('feature_month') }}
+    ) as clients
     inner join {{ ref('client_monthly_inclinic_mix') }} as mix
-        on client_months.client_id = mix.client_id
-        and mix.activity_month >= {{ add_months('client_months.feature_month', -11) }}
-        and mix.activity_month <= client_months.feature_month
+        on clients.client_id = mix.client_id
+        and mix.activity_month >= {{ add_months('clients.feature_month', -11) }}
+        and mix.activity_month <= clients.feature_month
     where mix.activity_month >= {{ date_literal(history_start) }}
         and mix.activity_month < {{ date_literal(run_max_date()) }}
-    group by client_months.feature_month, client_months.clinic_id
+    group by clients.feature_month, clients.clinic_id
 ),
 
 clinics as (

@@ -10,21 +10,11 @@ with feature_months as (
 ),
 
 financials as (
-    select
-        client_id,
-        activity_month,
-        inclinic_revenue + hd_revenue as revenue,
-        case when last_purchase_date is not null then 1 else 0 end as purchased
-    from {{ ref('client_monthly_financials') }}
-    where activity_month >= {{ date_literal(start_month()) }}
-        and activity_month < {{ date_literal(run_max_date()) }}
+    {{ cohort_financials() }}
 ),
 
 first_purchases as (
-    select client_id, min(activity_month) as cohort_month
-    from financials
-    where purchased = 1
-    group by client_id
+    {{ first_purchase_months() }}
 ),
 
 -- the eligible clients of each snapshot month whose first purchase is not after it

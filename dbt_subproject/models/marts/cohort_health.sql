@@ -5,21 +5,11 @@
 #}
 
 with financials as (
-    select
-        client_id,
-        activity_month,
-        inclinic_revenue + hd_revenue as revenue,
-        case when last_purchase_date is not null then 1 else 0 end as purchased
-    from {{ ref('client_monthly_financials') }}
-    where activity_month >= {{ date_literal(start_month()) }}
-        and activity_month < {{ date_literal(run_max_date()) }}
+    {{ cohort_financials() }}
 ),
 
 first_purchases as (
-    select client_id, min(activity_month) as cohort_month
-    from financials
-    where purchased = 1
-    group by client_id
+    {{ first_purchase_months() }}
 ),
 
 clients as (
@@ -36,34 +26,57 @@ clients as (
     where {{ in_window('feature_month') }}
 ),
 
--- each eligible client of a snapshot month in its two cohorts (a client that never purchased only in its signup cohort)
-members as (
-    select feature_month, client_id, days_since_last_purchase, 'signup' as cohort_type, signup_month as cohort_month
+-- each eligible client of a snapshot month with its two cohort months (no first purchase yet: null)
+client_months as (
+    select
+        clients.feature_month,
+        clients.client_id,
+        case when {{ client_status('clients.days_since_last_purchase') }} = 'churned' then 1 else 0 end as churned,
+        clients.signup_month,
+        first_purchases.cohort_month as first_purchase_month
     from clients
-    union all
-    select clients.feature_month, clients.client_id, clients.days_since_last_purchase, 'first_purchase', first_purchases.cohort_month
-    from clients
-    inner join first_purchases
+    left join first_purchases
         on clients.client_id = first_purchases.client_id
         and first_purchases.cohort_month <= clients.feature_month
 ),
 
-member_months as (
+-- one pass over each client's months up to the snapshot month serves both cohorts: the snapshot month's revenue and
+-- purchase, and the revenue since each cohort month (both cohort months are at most the snapshot month)
+client_history as (
     select
-        members.cohort_type,
-        members.cohort_month,
-        members.feature_month,
-        members.client_id,
-        max(case when {{ client_status('members.days_since_last_purchase') }} = 'churned' then 1 else 0 end) as churned,
-        coalesce(sum(case when financials.activity_month = members.feature_month then financials.revenue end), 0) as revenue,
-        coalesce(max(case when financials.activity_month = members.feature_month then financials.purchased end), 0) as purchased,
-        coalesce(sum(financials.revenue), 0) as cumulative_revenue
-    from members
+        client_months.feature_month,
+        client_months.client_id,
+        client_months.churned,
+        client_months.signup_month,
+        client_months.first_purchase_month,
+        coalesce(sum(case when financials.activity_month = client_months.feature_month then financials.revenue end), 0) as revenue,
+        coalesce(max(case when financials.activity_month = client_months.feature_month then financials.purchased end), 0) as purchased,
+        coalesce(sum(case when financials.activity_month >= client_months.signup_month then financials.revenue end), 0) as revenue_since_signup,
+        coalesce(sum(case when financials.activity_month >= client_months.first_purchase_month then financials.revenue end), 0) as revenue_since_first_purchase
+    from client_months
     left join financials
-        on members.client_id = financials.client_id
-        and financials.activity_month >= members.cohort_month
-        and financials.activity_month <= members.feature_month
-    group by members.cohort_type, members.cohort_month, members.feature_month, members.client_id
+        on client_months.client_id = financials.client_id
+        and financials.activity_month >= coalesce(
+            case when client_months.first_purchase_month < client_months.signup_month then client_months.first_purchase_month end,
+            client_months.signup_month
+        )
+        and financials.activity_month <= client_months.feature_month
+    group by
+        client_months.feature_month,
+        client_months.client_id,
+        client_months.churned,
+        client_months.signup_month,
+        client_months.first_purchase_month
+),
+
+-- each client in its two cohorts (a client that never purchased only in its signup cohort)
+member_months as (
+    select 'signup' as cohort_type, signup_month as cohort_month, feature_month, client_id, churned, revenue, purchased, revenue_since_signup as cumulative_revenue
+    from client_history
+    union all
+    select 'first_purchase', first_purchase_month, feature_month, client_id, churned, revenue, purchased, revenue_since_first_purchase
+    from client_history
+    where first_purchase_month is not null
 ),
 
 cells as (

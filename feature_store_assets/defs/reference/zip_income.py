@@ -108,8 +108,21 @@ def normalize_zip_codes(raw: pd.Series) -> pd.DataFrame:
 
     After trimming: null or empty is missing; NNNNN-NNNN or nine digits keep the first five;
     three to five digits are left-padded with zeros (lost leading zeros); anything else, and
-    00000, is invalid.
+    00000, is invalid. Each distinct value is normalized once: a clients file repeats a few
+    thousand ZIP codes millions of times.
     """
+    codes, distinct = pd.factorize(raw)  # a null value has code -1: the last entry below
+    normalized = _normalize_distinct(pd.Series(distinct))
+    zip_code = np.append(normalized["zip_code"].to_numpy(dtype=object), pd.NA)[codes]
+    status = np.append(normalized["zip_status"].to_numpy(dtype=object), ZIP_MISSING)[codes]
+    return pd.DataFrame(
+        {"zip_code": pd.array(zip_code, dtype="string"), "zip_status": pd.array(status, dtype="string")},
+        index=raw.index,
+    )
+
+
+def _normalize_distinct(raw: pd.Series) -> pd.DataFrame:
+    """normalize_zip_codes' rules, value by value."""
     text = raw.astype("string").str.strip()
     missing = text.isna() | (text == "")
     plus_four = text.str.fullmatch(r"\d{5}-\d{4}|\d{9}").fillna(False)
