@@ -14,6 +14,7 @@ import datetime as dt
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 import urllib.request
@@ -396,10 +397,17 @@ def test_feature_store_docs_generates_the_site_with_the_marts_descriptions(store
     assert json.dumps(description)[1:-1] in (folder / "static_index.html").read_text()
 
 
-def test_feature_store_docs_serves_the_site(store):
+def ignore_stop_signals() -> None:
+    """What a process inherits when a script starts it in the background after Dagster ran in the script's process:
+    SIGINT ignored (the shell's background job), and SIGTERM too (Dagster maps SIGTERM to SIGINT's handler)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def test_feature_store_docs_serves_the_site_and_stops_on_sigterm(store):
     env = {**os.environ, **store.settings.as_env()}
     command = [str(Path(sys.executable).parent / "feature-store"), "docs", "--port", "0"]
-    server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
+    server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True, preexec_fn=ignore_stop_signals)
     try:
         lines = iter(server.stdout.readline, "")
         url = next(line for line in lines if line.startswith("serving the dbt docs on ")).split()[5]
@@ -409,4 +417,5 @@ def test_feature_store_docs_serves_the_site(store):
             assert response.status == 200 and "dbt" in response.read().decode().lower()
     finally:
         server.terminate()
-        server.wait(timeout=30)
+        returncode = server.wait(timeout=30)
+    assert returncode == 0 and server.stdout.read() == "stopped serving the dbt docs\n"

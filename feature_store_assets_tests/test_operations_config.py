@@ -3,6 +3,7 @@ the freshness rule and the JSON logs."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import signal
@@ -100,6 +101,46 @@ def test_ui_command_runs_dagster_dev_on_the_repository_workspace_with_absolute_s
         "relative/warehouse.duckdb"
     )
     assert (instance_home / "history").exists()  # the instance was created before dagster dev
+
+
+def test_ui_started_in_a_scripts_background_stops_on_sigterm(instance_home, tmp_path):
+    """A script's background job (`feature-store ui &`) starts with SIGINT ignored, and `dagster dev` gives SIGTERM
+    what SIGINT does: the UI must still stop when a supervisor or `kill` asks it to."""
+    import socket
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**SETTINGS.as_env(), "FEATURE_STORE_WAREHOUSE": str(tmp_path / "warehouse.duckdb")}
+    command = [str(Path(sys.executable).parent / "feature-store"), "ui", "--dagster-home", str(instance_home)]
+    ui = subprocess.Popen(
+        [*command, "--port", str(port)],
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its webserver, daemon and code server go with it in the cleanup below
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+
+    def serving() -> bool:
+        assert ui.poll() is None, f"feature-store ui exited with {ui.returncode}"
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=5):
+                return True
+        except OSError:
+            return False
+
+    try:
+        wait_for(serving, timeout=180, interval=1, what="the Dagster UI")
+        ui.send_signal(signal.SIGTERM)
+        assert ui.wait(timeout=60) == 0
+    finally:
+        try:
+            os.killpg(ui.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        ui.wait(timeout=10)
 
 
 def test_ui_logs_json_when_asked(instance_home, monkeypatch):

@@ -7,6 +7,7 @@ import argparse
 import functools
 import http.server
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -62,12 +63,21 @@ def cmd_docs(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(target))
     with http.server.ThreadingHTTPServer((args.host, args.port), handler) as server:
+        # SIGTERM (a supervisor, `kill`, `docker stop`) stops it like Ctrl-C, whatever disposition the process
+        # inherited: started from a process where SIGTERM is ignored (Dagster maps SIGTERM to SIGINT's handler, and a
+        # script's background job ignores SIGINT), a server would otherwise outlive every polite request to stop.
+        signal.signal(signal.SIGTERM, _interrupt)
         print(f"serving the dbt docs on http://{args.host}:{server.server_address[1]}/ (Ctrl-C stops)", flush=True)
         try:
             server.serve_forever()
         except KeyboardInterrupt:
             pass
+    print("stopped serving the dbt docs", flush=True)
     return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def add_docs_command(subparsers: argparse._SubParsersAction) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import signal
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -99,6 +100,10 @@ def run_ui(settings: Settings, dagster_home: Path, host: str, port: int) -> None
     )
     command = ui_command(host, port)
     os.chdir(REPO_DIR)
+    # `dagster dev` gives SIGTERM whatever SIGINT does. Started where SIGINT is ignored (a script's background job,
+    # `feature-store ui &`), it would ignore SIGTERM too and outlive `kill` and supervisors: SIGINT gets its default.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
     os.execvpe(command[0], command, ui_environment(settings, dagster_home, os.environ))
 
 
