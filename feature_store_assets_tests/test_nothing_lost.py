@@ -28,7 +28,15 @@ from feature_store_assets.defs.publish.analytics import PUBLISHED_SCHEMAS, STAGI
 from feature_store_assets.store import current_version, list_versions, rebuild_analytics
 from feature_store_assets.warehouse.connections import quote, table_exists
 from feature_store_assets.warehouse.ledger import ACCEPTED, BLOCKED, FAILED, month_states, months_to_publish
-from feature_store_assets_tests.support.operations import digest, kill, kill_in_dbt, months_of, wait_for
+from feature_store_assets_tests.support.operations import (
+    alive,
+    dbt_build_child,
+    digest,
+    kill,
+    kill_in_dbt,
+    months_of,
+    wait_for,
+)
 from feature_store_assets_tests.support.shared import shared_published_store, store_copy
 
 pytestmark = pytest.mark.e2e
@@ -246,6 +254,36 @@ def test_bad_month_fails_alone_earlier_months_go_ahead_later_ones_are_not_built(
     broken.unlink()
     assert materialize("2023-03", "2023-04") == 0
     assert list(months_of(store.settings.analytics)) == ["2023-01", "2023-02", "2023-03", "2023-04"]
+    assert_nothing_lost(store, before)
+
+
+def test_sigterm_during_dbt_stops_the_run_and_its_dbt_and_the_month_runs_again(store):
+    """A supervisor's SIGTERM, to a run a script started in the background (SIGINT ignored): the run stops within
+    seconds, says it was interrupted, takes its dbt build with it and releases the warehouse; nothing is published."""
+    before = month_digests(store.settings.analytics)
+    run = subprocess.Popen(
+        [sys.executable, "-m", "feature_store_assets.cli.main", "materialize", "--from", "2023-02", "--to", "2023-02"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    try:
+        dbt = wait_for(lambda: dbt_build_child(run.pid), timeout=240, interval=0.1, what="the run's dbt build")
+        run.send_signal(signal.SIGTERM)
+        assert run.wait(timeout=60) == 1
+        err = run.stderr.read()
+    finally:
+        kill(run.pid, signal.SIGKILL)
+        run.wait(timeout=30)
+    assert "dbt models (23 assets) failed: interrupted (SIGTERM or Ctrl-C)" in err, err
+    wait_for(lambda: not alive(dbt), timeout=10, what="dbt to stop with its run")
+    assert month_states(store.settings.warehouse)[FEB].status == FAILED
+    assert list(months_of(store.settings.analytics)) == ["2023-01"]
+    assert_nothing_lost(store, before)
+
+    assert materialize("2023-02", "2023-02") == 0  # the lock is free and the month builds
+    assert list(months_of(store.settings.analytics)) == ["2023-01", "2023-02"]
     assert_nothing_lost(store, before)
 
 

@@ -213,11 +213,14 @@ def describe_error(error) -> str:
     dbt's own errors without the dbt command line."""
     while error.cause is not None and error.cls_name in WRAPPER_ERRORS:
         error = error.cause
+    if error.cls_name == INTERRUPTED_ERROR:  # Dagster's message is only its class name
+        return "interrupted (SIGTERM or Ctrl-C): run its months again"
     message = re.sub(rf"^[\w.]*\b{re.escape(error.cls_name)}: ", "", error.message.strip())
     return f"{error.cls_name}: {dbt_error_summary(message)}"
 
 
 WRAPPER_ERRORS = ("DagsterExecutionStepExecutionError", "DagsterUserCodeExecutionError")
+INTERRUPTED_ERROR = "DagsterExecutionInterruptedError"
 
 
 def _failure_report(
