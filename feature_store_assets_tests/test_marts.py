@@ -30,6 +30,7 @@ from feature_store_assets.defs.dbt.project import LAYERS, layer_of, load_manifes
 from feature_store_assets.generator import generate_landing_zone
 from feature_store_assets_tests.conftest import SMALL_ZONE, FeatureStore, configure
 from feature_store_assets_tests.support import reference_marts as reference
+from feature_store_assets_tests.support.operations import starting_with
 
 pytestmark = pytest.mark.e2e
 
@@ -397,17 +398,12 @@ def test_feature_store_docs_generates_the_site_with_the_marts_descriptions(store
     assert json.dumps(description)[1:-1] in (folder / "static_index.html").read_text()
 
 
-def ignore_stop_signals() -> None:
-    """What a process inherits when a script starts it in the background after Dagster ran in the script's process:
-    SIGINT ignored (the shell's background job), and SIGTERM too (Dagster maps SIGTERM to SIGINT's handler)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-
-
 def test_feature_store_docs_serves_the_site_and_stops_on_sigterm(store):
     env = {**os.environ, **store.settings.as_env()}
     command = [str(Path(sys.executable).parent / "feature-store"), "docs", "--port", "0"]
-    server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True, preexec_fn=ignore_stop_signals)
+    # started as by a script that ran Dagster, in its background: SIGINT and SIGTERM ignored
+    stop_signals_ignored = starting_with(signal.SIG_IGN, signal.SIGINT, signal.SIGTERM)
+    server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True, preexec_fn=stop_signals_ignored)
     try:
         lines = iter(server.stdout.readline, "")
         url = next(line for line in lines if line.startswith("serving the dbt docs on ")).split()[5]

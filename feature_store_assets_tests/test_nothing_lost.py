@@ -35,6 +35,7 @@ from feature_store_assets_tests.support.operations import (
     kill,
     kill_in_dbt,
     months_of,
+    starting_with,
     wait_for,
 )
 from feature_store_assets_tests.support.shared import shared_published_store, store_copy
@@ -266,7 +267,7 @@ def test_sigterm_during_dbt_stops_the_run_and_its_dbt_and_the_month_runs_again(s
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+        preexec_fn=starting_with(signal.SIG_IGN, signal.SIGINT),  # a script's background job
     )
     try:
         dbt = wait_for(lambda: dbt_build_child(run.pid), timeout=240, interval=0.1, what="the run's dbt build")

@@ -41,7 +41,8 @@ from feature_store_assets.defs.landing_zone.validation import EVENT_TABLES
 from feature_store_assets.defs.schedules.monthly import MONTHLY_JOB
 from feature_store_assets.operations import instance as operations
 from feature_store_assets.operations.logs import run_loggers
-from feature_store_assets_tests.support.operations import alive, child_pids, kill, wait_for
+from feature_store_assets_tests.support.operations import alive, child_pids, kill, starting_with, wait_for
+from feature_store_assets_tests.support.serving import free_port
 
 SETTINGS = Settings.from_env({"FEATURE_STORE_START_MONTH": "2023-01"})
 
@@ -106,12 +107,9 @@ def test_ui_command_runs_dagster_dev_on_the_repository_workspace_with_absolute_s
 def test_ui_started_in_a_scripts_background_stops_on_sigterm(instance_home, tmp_path):
     """A script's background job (`feature-store ui &`) starts with SIGINT ignored, and `dagster dev` gives SIGTERM
     what SIGINT does: the UI must still stop when a supervisor or `kill` asks it to."""
-    import socket
     import urllib.request
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     env = {**SETTINGS.as_env(), "FEATURE_STORE_WAREHOUSE": str(tmp_path / "warehouse.duckdb")}
     command = [str(Path(sys.executable).parent / "feature-store"), "ui", "--dagster-home", str(instance_home)]
     ui = subprocess.Popen(
@@ -120,7 +118,7 @@ def test_ui_started_in_a_scripts_background_stops_on_sigterm(instance_home, tmp_
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,  # its webserver, daemon and code server go with it in the cleanup below
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+        preexec_fn=starting_with(signal.SIG_IGN, signal.SIGINT),  # a script's background job
     )
 
     def serving() -> bool:

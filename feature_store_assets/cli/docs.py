@@ -66,7 +66,7 @@ def cmd_docs(args: argparse.Namespace, settings: Settings) -> int:
         # SIGTERM (a supervisor, `kill`, `docker stop`) stops it like Ctrl-C, whatever disposition the process
         # inherited: started from a process where SIGTERM is ignored (Dagster maps SIGTERM to SIGINT's handler, and a
         # script's background job ignores SIGINT), a server would otherwise outlive every polite request to stop.
-        signal.signal(signal.SIGTERM, _interrupt)
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
         print(f"serving the dbt docs on http://{args.host}:{server.server_address[1]}/ (Ctrl-C stops)", flush=True)
         try:
             server.serve_forever()
@@ -74,10 +74,6 @@ def cmd_docs(args: argparse.Namespace, settings: Settings) -> int:
             pass
     print("stopped serving the dbt docs", flush=True)
     return 0
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 def add_docs_command(subparsers: argparse._SubParsersAction) -> None:

@@ -113,11 +113,16 @@ def dbt_build_child(pid: int) -> int | None:
     return None
 
 
-def default_stop_signals() -> None:
+def starting_with(disposition, *signals):
+    """A Popen preexec_fn: the child starts with `signals` at `disposition`. signal.SIG_IGN and SIGINT: as a script's
+    background job starts; SIGTERM too: after Dagster ran in that script (it gives SIGTERM what SIGINT does)."""
     import signal
 
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    def preexec() -> None:
+        for signum in signals:
+            signal.signal(signum, disposition)
+
+    return preexec
 
 
 def kill(pid: int, sig) -> None:
@@ -181,6 +186,7 @@ class DagsterServers:
         self._spawn("daemon", ["dagster-daemon", "run", "-w", str(WORKSPACE)])
 
     def _spawn(self, name: str, command: list[str]) -> None:
+        import signal
         import subprocess
         import sys
 
@@ -198,7 +204,7 @@ class DagsterServers:
                 start_new_session=True,
                 # as a supervisor starts them, whatever the test run inherited: Dagster's servers give SIGTERM what
                 # SIGINT does, so with SIGINT ignored (pytest in a script's background) stop() would wait 30 s each
-                preexec_fn=default_stop_signals,
+                preexec_fn=starting_with(signal.SIG_DFL, signal.SIGINT, signal.SIGTERM),
             )
         )
 
